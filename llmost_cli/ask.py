@@ -1,0 +1,238 @@
+"""One-shot questions: resolve settings, assemble the turn, stream the answer, store it."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from llmost_cli import config, conversation
+from llmost_cli.conversation import Reply
+from llmost_cli.errors import LlmostError, StreamError, UsageError
+from llmost_cli.request import TurnOptions, build_body
+
+if TYPE_CHECKING:
+    from llmost_cli.client import Client
+    from llmost_cli.config import Settings
+    from llmost_cli.render import UI, AnswerWriter
+    from llmost_cli.store import Conversation, Store
+
+
+@dataclass
+class AskOptions(TurnOptions):
+    prompt: list[str] = field(default_factory=list)
+    output: str = "text"
+    usage: bool = False
+    no_stdin: bool = False
+    dry_run: bool = False
+    tool_result: list[str] = field(default_factory=list)
+    yes: bool = False
+
+
+@dataclass
+class Outcome:
+    """What an ``ask`` produced; ``error`` is set when the answer was cut off."""
+
+    reply: Reply
+    conversation: str | None = None
+    cost: float | None = None
+    error: LlmostError | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        r = self.reply
+        return {
+            "id": r.id,
+            "model": r.model,
+            "content": r.text,
+            "finish_reason": r.finish_reason,
+            "tool_calls": [
+                {"id": c.id, "name": c.name, "arguments": c.arguments} for c in r.tool_calls
+            ],
+            "usage": r.usage.as_dict() if r.usage else None,
+            "cost": self.cost,
+            "conversation": self.conversation,
+        }
+
+
+def read_stdin(opts: AskOptions, ui: UI) -> str | None:
+    if opts.no_stdin or sys.stdin is None or sys.stdin.isatty():
+        return None
+    try:
+        raw = sys.stdin.buffer.read()
+    except OSError:
+        return None
+    text = conversation.decode_stdin(raw)
+    if text.replaced:
+        ui.warn("standard input is not valid UTF-8; invalid bytes were replaced with U+FFFD")
+    return text.text
+
+
+def run(opts: AskOptions, ui: UI, *, profile: str | None, log: Callable[[str], None] | None) -> int:
+    settings = config.resolve(config.load_file(), profile, opts.overrides())
+    text = conversation.combine_prompt(opts.prompt, read_stdin(opts, ui))
+    if not text.strip() and not opts.tool_result:
+        raise UsageError(
+            "no prompt given", hint="pass words after 'ask' or pipe text on standard input"
+        )
+    images = [conversation.image_url(spec) for spec in opts.image]
+    system = conversation.read_text_arg(settings.system, "--system") if settings.system else None
+    tools = offered_tools(opts, settings)
+    user = {"role": "user", "content": conversation.user_content(text, images)}
+    with open_conversation(opts, settings, ui, dry=opts.dry_run) as (store, conv):
+        history = store.messages(conv.id) if store and conv else []
+        messages = conversation.build_messages(
+            history, system=system, new=[user], prefill=opts.prefill
+        )
+        body = build_body(settings, messages, opts, tools=tools)
+        if opts.dry_run:
+            ui.json(body, pretty=True)
+            return 0
+        from llmost_cli.client import Client
+
+        writer = ui.answer_writer(
+            markdown=use_markdown(opts, settings), quiet=opts.output == "json"
+        )
+        with Client(
+            settings.base_url,
+            settings.api_key(),
+            timeout=settings.timeout,
+            retries=settings.retries,
+            log=log,
+        ) as client:
+            outcome = stream_answer(client, body, opts.prefill or "", writer)
+        outcome.conversation = save_exchange(store, conv, user, system, history, outcome, ui)
+    return report(outcome, opts, ui)
+
+
+def offered_tools(opts: TurnOptions, settings: Settings) -> list[dict[str, Any]] | None:
+    from llmost_cli.request import load_tools_file
+
+    tools = load_tools_file(opts.tools) if opts.tools else []
+    names = list(settings.tools) if opts.tools_all else opts.tool
+    for name in names:
+        spec = settings.tools.get(name)
+        if spec is None:
+            known = ", ".join(settings.tools) or "none are declared"
+            raise UsageError(f"no tool {name!r} in the config file ({known})")
+        tools.append(
+            {
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "description": str(spec.get("description", "")),
+                    "parameters": spec.get("parameters", {"type": "object", "properties": {}}),
+                },
+            }
+        )
+    return tools or None
+
+
+def use_markdown(opts: TurnOptions, settings: Settings) -> bool:
+    return settings.markdown if settings.markdown is not None else True
+
+
+def stream_answer(
+    client: Client, body: dict[str, Any], prefill: str, writer: AnswerWriter
+) -> Outcome:
+    """Stream one answer into ``writer``; a failure is kept on the outcome, not lost."""
+    reply = Reply(prefill=prefill)
+    outcome = Outcome(reply)
+    writer.start(prefill)
+    try:
+        for event in client.chat(body):
+            reply.add(event)
+            writer.event(event)
+    except LlmostError as exc:
+        writer.abort()
+        outcome.error = exc
+        return outcome
+    except BaseException:
+        writer.abort()
+        raise
+    if reply.error:
+        writer.abort()
+        e = reply.error
+        outcome.error = StreamError(
+            f"the server reported an error mid-answer: {e.message}",
+            error_code=e.code,
+            metadata=e.metadata,
+        )
+    else:
+        writer.finish(reply)
+    return outcome
+
+
+@contextmanager
+def open_conversation(
+    opts: TurnOptions, settings: Settings, ui: UI, *, dry: bool
+) -> Iterator[tuple[Store | None, Conversation | None]]:
+    """The store and conversation of this turn; (None, None) when it cannot be opened."""
+    from llmost_cli import paths
+    from llmost_cli.store import Store, StoreError
+
+    try:
+        store = Store(paths.database_file())
+    except StoreError as exc:
+        if opts.continue_ or opts.session:
+            raise
+        if not dry:
+            ui.warn(f"{exc.message}; this answer will not be saved")
+        yield None, None
+        return
+    conv: Conversation | None
+    try:
+        if opts.session:
+            conv = store.get_or_create(opts.session, settings.model)
+        elif opts.continue_:
+            conv = store.latest() or store.create(model=settings.model)
+        else:
+            conv = None if dry else store.create(model=settings.model)
+        yield store, conv
+    finally:
+        store.close()
+
+
+def save_exchange(
+    store: Store | None,
+    conv: Conversation | None,
+    user: dict[str, Any],
+    system: str | None,
+    history: list[Any],
+    outcome: Outcome,
+    ui: UI,
+) -> str | None:
+    if store is None or conv is None:
+        return None
+    from llmost_cli.store import Message, StoreError
+
+    new: list[Message] = []
+    if system and not any(m.role == "system" for m in history):
+        new.append(Message(role="system", content=system))
+    new.append(Message(role="user", content=user["content"]))
+    if not outcome.reply.empty or outcome.reply.prefill or outcome.error is None:
+        new.append(outcome.reply.to_message())
+    try:
+        store.append(conv.id, new)
+    except StoreError as exc:
+        ui.warn(f"{exc.message}; this answer was not saved")
+        return None
+    return conv.id
+
+
+def report(outcome: Outcome, opts: AskOptions, ui: UI) -> int:
+    """Print the result of a finished (or cut off) ask; raise its error for the boundary."""
+    reply = outcome.reply
+    if outcome.error is not None:
+        raise outcome.error
+    if opts.output == "json":
+        ui.json(outcome.as_json())
+    if reply.finish_reason in ("length", "content_filter"):
+        why = "max_tokens reached" if reply.finish_reason == "length" else "content filter"
+        ui.warn(f"the answer was cut off ({reply.finish_reason}: {why})")
+    elif reply.empty and not reply.prefill:
+        ui.warn("the model returned an empty answer")
+    if opts.usage:
+        ui.usage(reply, outcome.cost)
+    return 0

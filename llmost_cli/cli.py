@@ -1,0 +1,139 @@
+"""The Typer app: commands parse options, call the core and hand results to the renderer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from llmost_cli import __version__
+from llmost_cli import cli_options as o
+from llmost_cli.cli_config import config_app
+from llmost_cli.main import State
+
+if TYPE_CHECKING:
+    from llmost_cli.render import UI
+
+app = typer.Typer(
+    name="llmost",
+    help="Chat with LLMost (or any OpenAI-compatible server) from the terminal.",
+    no_args_is_help=True,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+app.add_typer(config_app, name="config")
+
+
+def command() -> Any:
+    """The click command behind the app (typer's own click: typed loosely on purpose)."""
+    return typer.main.get_command(app)
+
+
+def _state(ctx: typer.Context) -> State:
+    state = ctx.find_root().obj
+    assert isinstance(state, State)
+    return state
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"llmost {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    profile: Annotated[
+        str | None, typer.Option("--profile", metavar="NAME", help="Config profile to use.")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks and HTTP traffic (key redacted).")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    state = _state(ctx)
+    state.profile = profile
+    state.debug = state.debug or debug
+
+
+ASK_HELP = """Ask one question and print the answer.
+
+Standard input, when it is not a terminal, is added after the prompt.
+
+\b
+Examples:
+  git diff | llmost ask "review this change"
+  llmost ask -i screenshot.png "what does this error mean?"
+  llmost ask --prefill '{"' -o json "three colours as JSON" | jq -r .content
+"""
+
+
+@app.command(help=ASK_HELP, no_args_is_help=False)
+def ask(
+    ctx: typer.Context,
+    prompt: o.Prompt = None,
+    model: o.Model = None,
+    system: o.System = None,
+    image: o.Image = None,
+    prefill: o.Prefill = None,
+    temperature: o.Temperature = None,
+    top_p: o.TopP = None,
+    max_tokens: o.MaxTokens = None,
+    frequency_penalty: o.FrequencyPenalty = None,
+    presence_penalty: o.PresencePenalty = None,
+    stop: o.Stop = None,
+    seed: o.Seed = None,
+    param: o.Param = None,
+    json_mode: o.JsonMode = False,
+    schema: o.Schema = None,
+    tools: o.ToolsFile = None,
+    tool: o.Tool = None,
+    tools_all: o.ToolsAll = False,
+    tool_choice: o.ToolChoice = None,
+    no_stream: o.NoStream = False,
+    markdown: o.Markdown = None,
+    continue_: o.Continue = False,
+    session: o.Session = None,
+    timeout: o.Timeout = None,
+    retries: o.Retries = None,
+    output: Annotated[
+        o.OutputFormat,
+        typer.Option("-o", "--output", help="text, or json: one JSON object on stdout."),
+    ] = o.OutputFormat.text,
+    usage: Annotated[
+        bool, typer.Option("-u", "--usage", help="Print token usage (and cost) to stderr.")
+    ] = False,
+    no_stdin: Annotated[
+        bool, typer.Option("--no-stdin", help="Never read standard input.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the request body; send nothing.")
+    ] = False,
+) -> int:
+    from llmost_cli.ask import AskOptions, run
+
+    state = _state(ctx)
+    state.json_errors = output is o.OutputFormat.json
+    values = {k: v for k, v in ctx.params.items() if v is not None}
+    opts = AskOptions.build(values | {"output": output.value})
+    return run(opts, _ui(), profile=state.profile, log=_log(state))
+
+
+def _ui() -> UI:
+    from llmost_cli import render
+
+    return render.make_ui()
+
+
+def _log(state: State) -> Callable[[str], None] | None:
+    if not state.debug:
+        return None
+    import sys
+
+    return lambda line: print(f"llmost: debug: {line}", file=sys.stderr, flush=True)

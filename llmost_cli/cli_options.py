@@ -1,0 +1,190 @@
+"""Option declarations shared by ``ask`` and ``chat`` (DESIGN.md §1), as Annotated aliases."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+
+TURN = "Request"
+SAMPLING = "Sampling"
+TOOLS = "Tools and structured output"
+NET = "Conversation and network"
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+Prompt = Annotated[
+    list[str] | None, typer.Argument(help="The question; words are joined by spaces.")
+]
+Model = Annotated[
+    str | None,
+    typer.Option("-m", "--model", help="Model id, e.g. openai/gpt-4o.", rich_help_panel=TURN),
+]
+System = Annotated[
+    str | None,
+    typer.Option(
+        "-s", "--system", help="System prompt; @path reads it from a file.", rich_help_panel=TURN
+    ),
+]
+Image = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-i",
+        "--image",
+        metavar="PATH_OR_URL",
+        help="Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.",
+        rich_help_panel=TURN,
+    ),
+]
+Prefill = Annotated[
+    str | None,
+    typer.Option(
+        "--prefill",
+        help="Start the answer with this text; the model continues it.",
+        rich_help_panel=TURN,
+    ),
+]
+Temperature = Annotated[
+    float | None,
+    typer.Option(
+        "-t", "--temperature", help="Sampling temperature, 0 to 2.", rich_help_panel=SAMPLING
+    ),
+]
+TopP = Annotated[
+    float | None,
+    typer.Option(
+        "--top-p", help="Nucleus sampling, greater than 0 up to 1.", rich_help_panel=SAMPLING
+    ),
+]
+MaxTokens = Annotated[
+    int | None,
+    typer.Option(
+        "--max-tokens", help="Maximum tokens in the answer (>= 1).", rich_help_panel=SAMPLING
+    ),
+]
+FrequencyPenalty = Annotated[
+    float | None,
+    typer.Option("--frequency-penalty", help="-2 to 2.", rich_help_panel=SAMPLING),
+]
+PresencePenalty = Annotated[
+    float | None,
+    typer.Option("--presence-penalty", help="-2 to 2.", rich_help_panel=SAMPLING),
+]
+Stop = Annotated[
+    list[str] | None,
+    typer.Option("--stop", help="Stop sequence (repeatable, at most 4).", rich_help_panel=SAMPLING),
+]
+Seed = Annotated[
+    int | None,
+    typer.Option("--seed", help="Seed for deterministic sampling.", rich_help_panel=SAMPLING),
+]
+Param = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        metavar="KEY=JSON",
+        help="Any extra request field (repeatable), e.g. --param top_k=40.",
+        rich_help_panel=SAMPLING,
+    ),
+]
+JsonMode = Annotated[
+    bool,
+    typer.Option(
+        "--json-mode",
+        help="Ask for a JSON object (response_format json_object).",
+        rich_help_panel=TOOLS,
+    ),
+]
+Schema = Annotated[
+    str | None,
+    typer.Option(
+        "--schema",
+        metavar="FILE_OR_JSON",
+        help="JSON schema the answer must follow: a file, inline JSON, "
+        "or the short form 'name, age int, tags list'.",
+        rich_help_panel=TOOLS,
+    ),
+]
+ToolsFile = Annotated[
+    str | None,
+    typer.Option(
+        "--tools",
+        metavar="FILE",
+        help="JSON file with a list of OpenAI-style tool definitions.",
+        rich_help_panel=TOOLS,
+    ),
+]
+Tool = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tool",
+        metavar="NAME",
+        help="Offer a tool declared in the config file (repeatable).",
+        rich_help_panel=TOOLS,
+    ),
+]
+ToolsAll = Annotated[
+    bool,
+    typer.Option(
+        "--tools-all", help="Offer every tool declared in the config file.", rich_help_panel=TOOLS
+    ),
+]
+ToolChoice = Annotated[
+    str | None,
+    typer.Option(
+        "--tool-choice",
+        metavar="auto|none|required|NAME",
+        help="Whether and which tool the model must call.",
+        rich_help_panel=TOOLS,
+    ),
+]
+NoStream = Annotated[
+    bool,
+    typer.Option(
+        "--no-stream", help="Wait for the whole answer instead of streaming.", rich_help_panel=NET
+    ),
+]
+Markdown = Annotated[
+    bool | None,
+    typer.Option(
+        "--markdown/--no-markdown",
+        help="Render markdown (default: only when stdout is a terminal).",
+        show_default=False,
+        rich_help_panel=TURN,
+    ),
+]
+Continue = Annotated[
+    bool,
+    typer.Option(
+        "-c", "--continue", help="Continue the most recent conversation.", rich_help_panel=NET
+    ),
+]
+Session = Annotated[
+    str | None,
+    typer.Option(
+        "--session",
+        metavar="NAME",
+        help="Use (or create) the named conversation.",
+        rich_help_panel=NET,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout", metavar="SECONDS", help="Read timeout (default 600).", rich_help_panel=NET
+    ),
+]
+Retries = Annotated[
+    int | None,
+    typer.Option(
+        "--retries",
+        metavar="N",
+        help="Retries on 429, 5xx and connection failures (default 3).",
+        rich_help_panel=NET,
+    ),
+]

@@ -1,0 +1,245 @@
+"""Messages: system prompt, history, user text + stdin + images, prefill; reply accumulation."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmost_cli.errors import UsageError
+from llmost_cli.events import (
+    ErrorEvent,
+    Finish,
+    ReasoningDelta,
+    ResponseMeta,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from llmost_cli.store import Message
+
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+MAX_STDIN_BYTES = 64 * 1024 * 1024
+
+# Magic numbers of the formats the API accepts (llmost-api.md §2.2).
+_IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    for signature, mime in _IMAGE_SIGNATURES:
+        if head.startswith(signature):
+            return mime
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def image_url(spec: str) -> str:
+    """An ``--image`` as the URL to send: http(s) passes through, a file becomes a data URL."""
+    if spec.startswith(("http://", "https://", "data:image/")):
+        return spec
+    path = Path(spec).expanduser()
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise UsageError(f"image {spec}: is a directory")
+        if size > MAX_IMAGE_BYTES:
+            raise UsageError(
+                f"image {spec} is {_mib(size)}; the limit is {_mib(MAX_IMAGE_BYTES)}",
+                hint="resize or compress it first",
+            )
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"image {spec}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"image {spec}: permission denied") from None
+    except OSError as exc:
+        raise UsageError(f"image {spec}: cannot read it ({exc.strerror})") from None
+    mime = sniff_image_type(data[:16])
+    if mime is None:
+        raise UsageError(f"image {spec} is not a PNG, JPEG, GIF or WebP image")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def read_text_arg(value: str, what: str) -> str:
+    """``@path`` reads a file (``@-`` is stdin is not supported here); anything else is literal."""
+    if not value.startswith("@") or value == "@":
+        return value
+    path = Path(value[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{what} file {path}: no such file") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"{what} file {path}: cannot read it ({exc.strerror})") from None
+
+
+@dataclass
+class StdinText:
+    text: str
+    replaced: bool = False  # invalid UTF-8 was replaced with U+FFFD
+
+
+def decode_stdin(raw: bytes) -> StdinText:
+    if len(raw) > MAX_STDIN_BYTES:
+        raise UsageError(
+            f"standard input is {_mib(len(raw))}; the limit is {_mib(MAX_STDIN_BYTES)}",
+            hint="send a smaller excerpt",
+        )
+    try:
+        return StdinText(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return StdinText(raw.decode("utf-8", errors="replace"), replaced=True)
+
+
+def combine_prompt(words: Sequence[str], stdin_text: str | None) -> str:
+    """PROMPT words joined by spaces, a blank line, then stdin (DESIGN.md §1)."""
+    prompt = " ".join(words)
+    if stdin_text:
+        return f"{prompt}\n\n{stdin_text}" if prompt else stdin_text
+    return prompt
+
+
+def user_content(text: str, images: Sequence[str]) -> str | list[dict[str, Any]]:
+    if not images:
+        return text
+    parts: list[dict[str, Any]] = []
+    if text:
+        parts.append({"type": "text", "text": text})
+    parts.extend({"type": "image_url", "image_url": {"url": url}} for url in images)
+    return parts
+
+
+def build_messages(
+    history: Sequence[Message],
+    *,
+    system: str | None,
+    new: Sequence[dict[str, Any]] = (),
+    prefill: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``messages`` array: system, earlier turns, the new turn, then the prefill.
+
+    A system prompt given for this turn replaces the one stored with the history.
+    """
+    messages: list[dict[str, Any]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    for message in history:
+        if message.role == "system" and system:
+            continue
+        messages.append(message.to_api())
+    messages.extend(new)
+    if prefill:
+        messages.append({"role": "assistant", "content": prefill})
+    return messages
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+    def parsed_arguments(self) -> Any:
+        """The arguments as JSON, or None when the string is not valid JSON."""
+        try:
+            return json.loads(self.arguments) if self.arguments.strip() else {}
+        except json.JSONDecodeError:
+            return None
+
+
+@dataclass
+class Reply:
+    """The assistant's answer as it accumulates from stream events."""
+
+    prefill: str = ""
+    id: str | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    error: ErrorEvent | None = None
+    reasoning: str = ""
+    _text: list[str] = field(default_factory=list)
+    _calls: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def add(self, event: StreamEvent) -> None:
+        match event:
+            case TextDelta(text=text):
+                self._text.append(text)
+            case ToolCallDelta():
+                slot = self._calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+                if event.id:
+                    slot["id"] = event.id
+                if event.name:
+                    slot["name"] = event.name
+                slot["arguments"] += event.arguments
+            case Finish(reason=reason):
+                self.finish_reason = reason
+            case Usage():
+                self.usage = event
+            case ResponseMeta(id=rid, model=model):
+                self.id, self.model = rid, model
+            case ErrorEvent():
+                self.error = event
+            case ReasoningDelta(text=text):
+                self.reasoning += text
+
+    @property
+    def text(self) -> str:
+        """The whole answer: prefill + continuation."""
+        return self.prefill + "".join(self._text)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [
+            ToolCall(c["id"] or f"call_{i}", c["name"], c["arguments"])
+            for i, c in sorted(self._calls.items())
+        ]
+
+    @property
+    def partial(self) -> bool:
+        """Cut off: no finish reason arrived, or the server reported an error."""
+        return self.finish_reason is None or self.error is not None
+
+    @property
+    def empty(self) -> bool:
+        return not self._text and not self._calls
+
+    def to_message(self) -> Message:
+        from llmost_cli.store import Message
+
+        calls = [c.to_api() for c in self.tool_calls] or None
+        return Message(
+            role="assistant",
+            content=self.text if (self.text or not calls) else None,
+            tool_calls=calls,
+            prefill=bool(self.prefill),
+            finish_reason=self.finish_reason,
+            usage=self.usage.raw if self.usage else None,
+            partial=self.partial,
+            model=self.model,
+        )

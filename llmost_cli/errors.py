@@ -1,0 +1,160 @@
+"""The exception tree and the exit codes it maps to.
+
+    LlmostError                      exit_code
+    ├── UsageError                   2  bad option, value out of range, missing prompt
+    ├── ConfigError                  3  no key, invalid config file, refused insecure URL
+    ├── APIError                     7  HTTP error or error reported by the server
+    │   ├── AuthError                4  HTTP 401, 403
+    │   ├── CreditsError             5  HTTP 402
+    │   ├── RateLimitError           6  HTTP 429 (after retries)
+    │   ├── StreamError              7  error event inside a 200 stream, malformed stream
+    │   └── StructuredOutputError    7  answer is not valid JSON / does not match the schema
+    ├── NetworkError                 8  refused, reset, dropped mid-stream, DNS, timeout
+    │   └── RequestTimeout            8
+    └── Terminated                 143  SIGTERM
+
+Everything else that escapes is a bug (exit 1). KeyboardInterrupt exits 130.
+Only ``client.py`` translates httpx exceptions into this tree.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    CONFIG = 3
+    AUTH = 4
+    CREDITS = 5
+    RATE_LIMITED = 6
+    API = 7
+    NETWORK = 8
+    INTERRUPTED = 130
+    TERMINATED = 143
+
+
+class LlmostError(Exception):
+    """Base of every error the CLI reports on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    @property
+    def code(self) -> int | str:
+        """The value shown as ``error.code`` in ``-o json`` output."""
+        return int(self.exit_code)
+
+
+class UsageError(LlmostError):
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(LlmostError):
+    exit_code = ExitCode.CONFIG
+
+
+class APIError(LlmostError):
+    exit_code = ExitCode.API
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: int | str | None = None,
+        metadata: dict[str, Any] | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.error_code = error_code
+        self.metadata = metadata or {}
+
+    @property
+    def code(self) -> int | str:
+        if self.error_code is not None:
+            return self.error_code
+        return self.status if self.status is not None else int(self.exit_code)
+
+
+class AuthError(APIError):
+    exit_code = ExitCode.AUTH
+
+
+class CreditsError(APIError):
+    exit_code = ExitCode.CREDITS
+
+
+class RateLimitError(APIError):
+    exit_code = ExitCode.RATE_LIMITED
+
+
+class StreamError(APIError):
+    """The server reported an error inside a 200 response, or the stream was malformed."""
+
+
+class StructuredOutputError(APIError):
+    """The answer is not valid JSON, or does not match ``--schema``."""
+
+
+class NetworkError(LlmostError):
+    exit_code = ExitCode.NETWORK
+
+
+class RequestTimeout(NetworkError):
+    pass
+
+
+class Terminated(LlmostError):
+    """Raised from the SIGTERM handler so that ``finally`` blocks store partial answers."""
+
+    exit_code = ExitCode.TERMINATED
+
+    def __init__(self) -> None:
+        super().__init__("terminated")
+
+
+_HINTS = {
+    401: "check the API key: llmost config set api_key",
+    402: "add credits to your account, then try again",
+    403: "the key may not have access to this model",
+    404: "check the model id (llmost models) and base_url",
+    429: "rate limited; wait a moment or raise --retries",
+}
+
+
+def api_error_for_status(
+    status: int,
+    message: str,
+    *,
+    error_code: int | str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> APIError:
+    """The error class and hint that an HTTP error status maps to (DESIGN.md §5)."""
+    cls: type[APIError]
+    if status in (401, 403):
+        cls = AuthError
+    elif status == 402:
+        cls = CreditsError
+    elif status == 429:
+        cls = RateLimitError
+    else:
+        cls = APIError
+    return cls(
+        message,
+        status=status,
+        error_code=error_code,
+        metadata=metadata,
+        hint=_HINTS.get(status),
+    )

@@ -1,0 +1,132 @@
+"""Test isolation and the helpers every end-to-end test uses.
+
+Every test gets its own config, data and cache directories and a scrubbed environment, so no
+test can read or write the developer's real files or depend on another test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakeserver import FakeServer
+
+TEST_KEY = "llmost_TESTKEY_9f2c7e1d5a3b4c6d8e0f"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in list(os.environ):
+        if name.startswith("LLMOST_") or name in ("NO_COLOR", "VISUAL", "EDITOR"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / ".local" / "share"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("PYTHONIOENCODING", "utf-8")
+    return home
+
+
+@pytest.fixture(scope="session")
+def _server() -> Iterator[FakeServer]:
+    server = FakeServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def server(_server: FakeServer) -> Iterator[FakeServer]:
+    _server.reset()
+    yield _server
+    _server.reset()
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+    stdout_bytes: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Result(rc={self.rc}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+def llmost_executable() -> str:
+    exe = shutil.which("llmost")
+    if exe is None:
+        exe = str(Path(sys.executable).parent / "llmost")
+    if not Path(exe).exists():
+        pytest.fail("the llmost executable is not installed: run pip install -e '.[test]'")
+    return exe
+
+
+class Runner:
+    """Runs the installed ``llmost`` as a subprocess."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    def __call__(
+        self,
+        *args: str,
+        input: bytes | str | None = b"",
+        env: Mapping[str, str | None] | None = None,
+        timeout: float = 60,
+    ) -> Result:
+        full_env = dict(os.environ) | self.env
+        for key, value in (env or {}).items():
+            if value is None:
+                full_env.pop(key, None)
+            else:
+                full_env[key] = value
+        data = input.encode() if isinstance(input, str) else input
+        proc = subprocess.run(
+            [llmost_executable(), *args],
+            input=data,
+            stdin=subprocess.DEVNULL if data is None else None,
+            capture_output=True,
+            env=full_env,
+            timeout=timeout,
+            check=False,
+        )
+        return Result(
+            proc.returncode,
+            proc.stdout.decode("utf-8", "replace"),
+            proc.stderr.decode("utf-8", "replace"),
+            proc.stdout,
+        )
+
+
+@pytest.fixture
+def llmost(server: FakeServer) -> Runner:
+    """``llmost`` pointed at the fake server, with a key."""
+    return Runner({"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY})
+
+
+@pytest.fixture
+def llmost_bare() -> Runner:
+    """``llmost`` with no server and no key configured."""
+    return Runner({})
+
+
+def write_config(home: Path, text: str) -> Path:
+    path = home / ".config" / "llmost" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
