@@ -1,0 +1,546 @@
+"""The SQLite conversation store: roundtrips, images, undo/retry, modes, migration, concurrency."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import llmost_cli
+from llmost_cli import store as store_mod
+from llmost_cli.errors import ExitCode, LlmostError
+from llmost_cli.store import Conversation, Message, Store, StoreError
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(llmost_cli.__file__).resolve().parents[1]
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAC"
+    "hwGA60e6kgAAAABJRU5ErkJggg=="
+)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "llmost" / "conversations.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    with Store(db_path) as s:
+        yield s
+
+
+def raw(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    """Read the file with plain sqlite3, to check what is really stored."""
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def texts(messages: list[Message]) -> list[tuple[str, Any]]:
+    return [(m.role, m.content) for m in messages]
+
+
+# -- roundtrip --------------------------------------------------------------------------------
+
+
+def test_every_field_roundtrips(store: Store) -> None:
+    conv = store.create(model="openai/gpt-4o")
+    tool_calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "weather", "arguments": '{"city": "Москва"}'},
+        }
+    ]
+    sent = [
+        Message("system", "Be terse.", created=1.5),
+        Message(
+            "user",
+            [
+                {"type": "text", "text": "What is this? ✓"},
+                {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+            ],
+        ),
+        Message(
+            "assistant",
+            None,
+            tool_calls=tool_calls,
+            finish_reason="tool_calls",
+            model="openai/gpt-4o",
+            usage={"prompt_tokens": 12, "completion_tokens": 3, "cost": 0.0001},
+        ),
+        Message("tool", '{"temp": -3.5}', tool_call_id="call_1", name="weather"),
+        Message("assistant", "```json\n{", prefill=True, partial=True, finish_reason=None),
+    ]
+    store.append(conv.id, sent)
+    got = store.messages(conv.id)
+    assert len(got) == len(sent)
+    for before, after in zip(sent, got, strict=True):
+        assert after.created > 0
+        if before.created:
+            assert after.created == before.created
+        after.created = before.created
+        assert after == before
+    assert got[4].prefill is True and got[4].partial is True
+    assert got[0].prefill is False and got[0].partial is False
+
+
+def test_lone_surrogates_roundtrip(store: Store) -> None:
+    # stdin decoded with surrogateescape can carry them; sqlite3 cannot encode them as UTF-8
+    conv = store.create()
+    text = "bytes: \udcff\udcfe and ünïcode"
+    store.append(conv.id, [Message("user", text)])
+    assert store.messages(conv.id)[0].content == text
+
+
+def test_to_api_has_only_wire_fields() -> None:
+    msg = Message("assistant", "hi", prefill=True, partial=True, model="m", usage={"a": 1})
+    assert msg.to_api() == {"role": "assistant", "content": "hi"}
+    tool = Message("tool", "42", tool_call_id="c1", name="calc", finish_reason="stop")
+    assert tool.to_api() == {"role": "tool", "content": "42", "tool_call_id": "c1", "name": "calc"}
+    calls = [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+    call = Message("assistant", None, tool_calls=calls)
+    assert call.to_api() == {"role": "assistant", "content": None, "tool_calls": calls}
+
+
+def test_append_is_atomic(store: Store) -> None:
+    conv = store.create()
+    with pytest.raises(TypeError):
+        store.append(conv.id, [Message("user", "fine"), Message("user", [{"x": object()}])])
+    assert store.messages(conv.id) == []
+    store.append(conv.id, [Message("user", "again")])
+    assert texts(store.messages(conv.id)) == [("user", "again")]
+
+
+def test_append_to_unknown_conversation(store: Store) -> None:
+    with pytest.raises(StoreError, match="no conversation 'nope'"):
+        store.append("nope", [Message("user", "hi")])
+
+
+# -- images -----------------------------------------------------------------------------------
+
+
+def image_message(text: str, url: str = PNG) -> Message:
+    return Message(
+        "user",
+        [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}],
+    )
+
+
+def test_images_are_stored_once(store: Store, db_path: Path) -> None:
+    a, b = store.create(), store.create()
+    first, second = image_message("one"), image_message("two")
+    store.append(a.id, [first, Message("assistant", "a pixel")])
+    store.append(a.id, [second])
+    store.append(b.id, [image_message("three")])
+
+    assert raw(db_path, "SELECT url FROM images") == [(PNG,)]
+    stored = raw(db_path, "SELECT content FROM messages WHERE role = 'user'")
+    assert len(stored) == 3
+    assert all(
+        "base64" not in content and "llmost-image:sha256:" in content for (content,) in stored
+    )
+    got = store.messages(a.id)
+    assert got[0].content == first.content
+    assert got[2].content == second.content
+    assert store.messages(b.id)[0].content == image_message("three").content
+
+
+def test_image_url_forms_roundtrip(store: Store, db_path: Path) -> None:
+    conv = store.create()
+    content: list[dict[str, Any]] = [
+        {"type": "image_url", "image_url": PNG},  # bare string form some clients send
+        {"type": "image_url", "image_url": {"url": "llmost-image:sha256:" + "0" * 64}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        {"type": "image_url", "image_url": {"detail": "high"}},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+    ]
+    store.append(conv.id, [Message("user", content)])
+    assert store.messages(conv.id)[0].content == content
+    assert raw(db_path, "SELECT count(*) FROM images") == [(1,)]
+
+
+def test_images_nobody_uses_are_deleted(store: Store, db_path: Path) -> None:
+    other = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
+    a, b = store.create(), store.create()
+    store.append(a.id, [image_message("shared"), Message("assistant", "ok")])
+    store.append(b.id, [image_message("shared again")])
+    store.append(a.id, [image_message("only here", other), Message("assistant", "ok")])
+    assert len(raw(db_path, "SELECT sha256 FROM images")) == 2
+
+    assert store.drop_last_exchange(a.id) == 2
+    assert raw(db_path, "SELECT url FROM images") == [(PNG,)]
+    store.clear(a.id)
+    assert raw(db_path, "SELECT url FROM images") == [(PNG,)]  # b still uses it
+    store.clear(b.id)
+    assert raw(db_path, "SELECT url FROM images") == []
+
+
+# -- conversations ----------------------------------------------------------------------------
+
+
+def test_get_by_id_or_name(store: Store) -> None:
+    conv = store.create(name="notes", model="m")
+    assert len(conv.id) == 26 and conv.id.isalnum()
+    assert store.get(conv.id) == conv
+    assert store.get("notes") == conv
+    assert store.get("missing") is None
+
+
+def test_latest_and_list_follow_updates(store: Store) -> None:
+    assert store.latest() is None
+    assert store.list() == []
+    a = store.create(name="a")
+    b = store.create(name="b")
+    assert store.latest() == b
+    store.append(a.id, [Message("user", "bump")])
+    latest = store.latest()
+    assert latest is not None and latest.id == a.id and latest.updated >= b.updated
+    assert [c.name for c in store.list()] == ["a", "b"]
+    assert [c.name for c in store.list(limit=1)] == ["a"]
+
+
+def test_get_or_create_returns_the_same_conversation(store: Store) -> None:
+    first = store.get_or_create("S", model="m1")
+    again = store.get_or_create("S", model="m2")
+    assert again == first
+    assert again.model == "m1"
+    assert len(store.list()) == 1
+
+
+def test_names_are_unique(store: Store) -> None:
+    a = store.create(name="taken")
+    b = store.create()
+    with pytest.raises(StoreError, match="'taken' already exists"):
+        store.create(name="taken")
+    with pytest.raises(StoreError, match="'taken' already exists") as info:
+        store.rename(b.id, "taken")
+    assert info.value.exit_code == ExitCode.CONFIG
+    store.rename(a.id, "taken")  # its own name again is fine
+    store.rename(b.id, "free")
+    renamed = store.get("free")
+    assert renamed is not None and (renamed.id, renamed.name) == (b.id, "free")
+    assert store.get("taken") is not None and store.get("taken").id == a.id  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="no conversation"):
+        store.rename("nope", "x")
+
+
+def test_set_model(store: Store) -> None:
+    conv = store.create(model="a")
+    store.set_model(conv.id, "b")
+    assert store.get(conv.id).model == "b"  # type: ignore[union-attr]
+    store.set_model(conv.id, None)
+    assert store.get(conv.id).model is None  # type: ignore[union-attr]
+
+
+# -- undo / retry / clear ---------------------------------------------------------------------
+
+
+def seeded(store: Store) -> Conversation:
+    conv = store.create()
+    store.append(
+        conv.id, [Message("system", "sys"), Message("user", "q1"), Message("assistant", "a1")]
+    )
+    store.append(
+        conv.id,
+        [
+            Message("user", "q2"),
+            Message("assistant", None, tool_calls=[{"id": "c", "type": "function"}]),
+            Message("tool", "r", tool_call_id="c"),
+            Message("assistant", "a2"),
+        ],
+    )
+    return conv
+
+
+def test_drop_last_exchange(store: Store) -> None:
+    conv = seeded(store)
+    assert store.drop_last_exchange(conv.id) == 4
+    assert texts(store.messages(conv.id)) == [
+        ("system", "sys"),
+        ("user", "q1"),
+        ("assistant", "a1"),
+    ]
+    assert store.drop_last_exchange(conv.id) == 2
+    assert store.drop_last_exchange(conv.id) == 0
+    assert texts(store.messages(conv.id)) == [("system", "sys")]
+    store.append(conv.id, [Message("user", "q3")])
+    assert [m.content for m in store.messages(conv.id)] == ["sys", "q3"]
+
+
+def test_drop_last_reply(store: Store) -> None:
+    conv = seeded(store)
+    user = store.drop_last_reply(conv.id)
+    assert user is not None and user.role == "user" and user.content == "q2"
+    assert [m.content for m in store.messages(conv.id)] == ["sys", "q1", "a1", "q2"]
+    again = store.drop_last_reply(conv.id)  # nothing after it: still the message to answer
+    assert again == user
+    assert len(store.messages(conv.id)) == 4
+    store.append(conv.id, [Message("assistant", "a2'")])
+    assert [m.content for m in store.messages(conv.id)][-2:] == ["q2", "a2'"]
+    empty = store.create()
+    assert store.drop_last_reply(empty.id) is None
+
+
+def test_drop_last_reply_returns_images_expanded(store: Store) -> None:
+    conv = store.create()
+    question = image_message("what?")
+    store.append(conv.id, [question, Message("assistant", "a pixel")])
+    assert store.drop_last_reply(conv.id) == store.messages(conv.id)[0]
+    assert store.messages(conv.id)[0].content == question.content
+
+
+def test_clear(store: Store) -> None:
+    conv = seeded(store)
+    store.clear(conv.id)
+    assert store.messages(conv.id) == []
+    assert store.get(conv.id) is not None
+
+
+# -- files and errors -------------------------------------------------------------------------
+
+
+def test_private_modes(db_path: Path) -> None:
+    with Store(db_path) as s:
+        conv = s.create()
+        s.append(conv.id, [Message("user", "secret")])
+        assert stat.S_IMODE(db_path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+        wal = db_path.with_name(db_path.name + "-wal")
+        assert wal.exists() and stat.S_IMODE(wal.stat().st_mode) == 0o600
+    assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+def test_loose_mode_is_tightened(db_path: Path) -> None:
+    Store(db_path).close()
+    db_path.chmod(0o644)
+    Store(db_path).close()
+    assert stat.S_IMODE(db_path.stat().st_mode) == 0o600
+
+
+def test_reopen_keeps_data(db_path: Path) -> None:
+    with Store(db_path) as s:
+        conv = s.create(name="n")
+        s.append(conv.id, [Message("user", "kept")])
+    with Store(db_path) as s:
+        assert texts(s.messages(s.get("n").id)) == [("user", "kept")]  # type: ignore[union-attr]
+
+
+def test_corrupt_file(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(os.urandom(4096))
+    with pytest.raises(StoreError) as info:
+        Store(db_path)
+    message = str(info.value)
+    assert str(db_path) in message and "move the file aside" in message
+    assert "\n" not in message
+    assert isinstance(info.value, LlmostError) and info.value.exit_code == ExitCode.CONFIG
+
+
+def test_foreign_database(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    raw(db_path, "CREATE TABLE other (x)")
+    with pytest.raises(StoreError, match="not an llmost conversation store"):
+        Store(db_path)
+
+
+def test_newer_schema(db_path: Path) -> None:
+    Store(db_path).close()
+    raw(db_path, "PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer llmost") as info:
+        Store(db_path)
+    assert str(db_path) in str(info.value)
+
+
+def test_path_is_a_directory(db_path: Path) -> None:
+    db_path.mkdir(parents=True)
+    with pytest.raises(StoreError) as info:
+        Store(db_path)
+    assert str(db_path) in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
+def test_read_only_directory(tmp_path: Path) -> None:
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(StoreError) as info:
+            Store(tmp_path / "conversations.db")
+        assert str(tmp_path / "conversations.db") in str(info.value)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+def test_locked_beyond_busy_timeout(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_mod, "BUSY_TIMEOUT", 0.2)
+    with Store(db_path) as store:
+        conv = store.create()
+        other = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+            with pytest.raises(StoreError, match="locked by another process") as info:
+                store.append(conv.id, [Message("user", "hi")])
+            assert str(db_path) in str(info.value)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        store.append(conv.id, [Message("user", "hi")])  # no transaction was left open
+        assert len(store.messages(conv.id)) == 1
+
+
+# -- migration --------------------------------------------------------------------------------
+
+
+def test_migrates_v1(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.executescript((DATA / "store_v1.sql").read_text(encoding="utf-8"))
+    conn.close()
+
+    with Store(db_path) as s:
+        work = s.get("work")
+        assert work == Conversation(
+            "01HZX0V1AAAAAAAAAAAAAAAAAA", "work", "openai/gpt-4o", 1700000000.0, 1700000100.0
+        )
+        assert s.latest() == s.get("01HZX0V1BBBBBBBBBBBBBBBBBB")
+        msgs = s.messages(work.id)
+        image = {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}}
+        assert [m.content for m in msgs] == [
+            "You are terse.",
+            [{"type": "text", "text": "What is this?"}, image],
+            "A single white pixel.",
+            "Weather in Москва?",
+            None,
+        ]
+        assert [m.created for m in msgs] == [
+            1700000000.5,
+            1700000001.0,
+            1700000002.0,
+            1700000003.0,
+            1700000004.0,
+        ]
+        assert msgs[2].finish_reason == "stop" and msgs[2].model == "openai/gpt-4o"
+        assert msgs[4].tool_calls == [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "weather", "arguments": '{"city":"Moscow"}'},
+            }
+        ]
+        for m in msgs:  # columns v1 did not have
+            assert (m.tool_call_id, m.name, m.usage, m.partial) == (None, None, None, False)
+
+        other = s.messages("01HZX0V1BBBBBBBBBBBBBBBBBB")
+        assert other[0].content == '[{"type":"text","text":"not parts, just text"}]'
+        assert other[1].content == '```json\n{"answer": 42}\n```' and other[1].prefill
+        assert other[1].finish_reason == "length"
+        assert other[2].content == [image, {"type": "text", "text": "Same picture again"}]
+
+        s.append(work.id, [Message("user", "after migration")])
+        assert len(s.messages(work.id)) == 6
+
+    assert raw(db_path, "PRAGMA user_version") == [(store_mod.SCHEMA_VERSION,)]
+    assert raw(db_path, "SELECT url FROM images") == [(PNG,)]
+    assert raw(db_path, "SELECT count(*) FROM messages") == [(9,)]
+    tables = {row[0] for row in raw(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "messages_v1" not in tables
+
+
+# -- concurrency: real processes --------------------------------------------------------------
+
+WORKER = r"""
+import sys
+from pathlib import Path
+from llmost_cli.store import Message, Store
+
+path, mode, arg, i = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+if mode == "append":
+    store = Store(path)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    conv_id = arg
+else:  # open a file that may not exist yet, and the named conversation, at the same time
+    print("ready", flush=True)
+    sys.stdin.readline()
+    store = Store(path)
+    conv_id = store.get_or_create(arg).id
+store.append(conv_id, [Message("user", f"q{i}"), Message("assistant", f"a{i}")])
+store.close()
+print(conv_id, flush=True)
+"""
+
+
+def run_together(db_path: Path, mode: str, arg: str, n: int) -> list[str]:
+    """Start n processes, let each get ready, then release them all at once."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(db_path), mode, arg, str(i)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for i in range(n)
+    ]
+    outputs = []
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline() == "ready\n", p.stderr.read() if p.stderr else ""
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            outputs.append(out.strip())
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    return outputs
+
+
+def assert_each_pair_once(messages: list[Message], n: int) -> None:
+    assert len(messages) == 2 * n
+    seen = []
+    for user, reply in zip(messages[::2], messages[1::2], strict=True):
+        assert user.role == "user" and reply.role == "assistant"
+        assert isinstance(user.content, str) and reply.content == "a" + user.content[1:]
+        seen.append(user.content)
+    assert sorted(seen) == sorted(f"q{i}" for i in range(n))
+
+
+def test_concurrent_appends_from_processes(store: Store, db_path: Path) -> None:
+    conv = store.create()
+    run_together(db_path, "append", conv.id, 20)
+    assert_each_pair_once(store.messages(conv.id), 20)
+    seqs = raw(
+        db_path, "SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq", (conv.id,)
+    )
+    assert [s for (s,) in seqs] == list(range(1, 41))
+
+
+def test_concurrent_get_or_create_on_a_new_file(db_path: Path) -> None:
+    ids = run_together(db_path, "session", "S", 8)
+    assert len(set(ids)) == 1
+    with Store(db_path) as s:
+        assert [c.name for c in s.list()] == ["S"]
+        assert_each_pair_once(s.messages(ids[0]), 8)
