@@ -125,6 +125,56 @@ def ask(
     return run(opts, _ui(), profile=state.profile, log=_log(state))
 
 
+CHAT_HELP = """Chat interactively; PROMPT, if given, is the first turn.
+
+In a terminal: Enter sends, Alt-Enter (Esc Enter) adds a newline, Ctrl-C stops an answer,
+Ctrl-D exits; /help lists the slash commands. With standard input from a pipe, each line is
+one message and each answer is printed plainly.
+
+\b
+Examples:
+  llmost chat -m anthropic/claude-3.5-sonnet
+  llmost chat --session refactor          # resume (or start) a named conversation
+  printf 'hi\\nand again\\n' | llmost chat  # scripted multi-turn
+"""
+
+
+@app.command(help=CHAT_HELP)
+def chat(
+    ctx: typer.Context,
+    prompt: o.Prompt = None,
+    model: o.Model = None,
+    system: o.System = None,
+    image: o.Image = None,
+    prefill: o.Prefill = None,
+    temperature: o.Temperature = None,
+    top_p: o.TopP = None,
+    max_tokens: o.MaxTokens = None,
+    frequency_penalty: o.FrequencyPenalty = None,
+    presence_penalty: o.PresencePenalty = None,
+    stop: o.Stop = None,
+    seed: o.Seed = None,
+    param: o.Param = None,
+    json_mode: o.JsonMode = False,
+    schema: o.Schema = None,
+    tools: o.ToolsFile = None,
+    tool: o.Tool = None,
+    tools_all: o.ToolsAll = False,
+    tool_choice: o.ToolChoice = None,
+    no_stream: o.NoStream = False,
+    markdown: o.Markdown = None,
+    continue_: o.Continue = False,
+    session: o.Session = None,
+    timeout: o.Timeout = None,
+    retries: o.Retries = None,
+) -> int:
+    from llmost_cli.chat import ChatOptions, run
+
+    state = _state(ctx)
+    opts = ChatOptions.build({k: v for k, v in ctx.params.items() if v is not None})
+    return run(opts, _ui(), profile=state.profile, log=_log(state))
+
+
 def _ui() -> UI:
     from llmost_cli import render
 

@@ -121,9 +121,9 @@ def test_images_become_data_urls_and_urls_pass(
     assert r.rc == 0, r
     content = last_body(server)["messages"][0]["content"]
     assert content[0] == {"type": "text", "text": "see"}
-    assert content[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(
-        PNG
-    ).decode()
+    assert (
+        content[1]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(PNG).decode()
+    )
     assert content[2]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     assert content[3] == {"type": "image_url", "image_url": {"url": "https://x.test/c.webp"}}
 
@@ -341,9 +341,7 @@ def test_non_utf8_stdin_replaced_with_warning(llmost: Runner, server: fs.FakeSer
     assert last_body(server)["messages"][0]["content"] == "x\n\ncaf\ufffd \ufffd ok"
 
 
-def test_dry_run_sends_nothing_and_needs_no_key(
-    llmost_bare: Runner, server: fs.FakeServer
-) -> None:
+def test_dry_run_sends_nothing_and_needs_no_key(llmost_bare: Runner, server: fs.FakeServer) -> None:
     r = llmost_bare("ask", "--dry-run", "-m", "a/b", "-t", "1", "hi")
     assert r.rc == 0, r
     assert json.loads(r.stdout) == {
@@ -366,8 +364,7 @@ def test_missing_key_says_how_to_set_one(llmost_bare: Runner) -> None:
     r = llmost_bare("ask", "hi")
     assert r.rc == 3
     assert r.stderr == (
-        "llmost: error: no API key is set "
-        "(run 'llmost config set api_key' or set LLMOST_API_KEY)\n"
+        "llmost: error: no API key is set (run 'llmost config set api_key' or set LLMOST_API_KEY)\n"
     )
 
 
