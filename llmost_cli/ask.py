@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from llmost_cli import config, conversation
 from llmost_cli.conversation import Reply
-from llmost_cli.errors import LlmostError, StreamError, UsageError
+from llmost_cli.errors import (
+    Interrupted,
+    LlmostError,
+    OutputClosed,
+    StreamError,
+    UsageError,
+)
 from llmost_cli.request import TurnOptions, build_body
 
 if TYPE_CHECKING:
@@ -144,15 +151,18 @@ def stream_answer(
         for event in client.chat(body):
             reply.add(event)
             writer.event(event)
-    except LlmostError as exc:
-        writer.abort()
-        outcome.error = exc
+    except BrokenPipeError:
+        outcome.error = OutputClosed()
         return outcome
-    except BaseException:
-        writer.abort()
-        raise
+    except KeyboardInterrupt:
+        outcome.error = Interrupted()
+    except LlmostError as exc:
+        outcome.error = exc
+    if outcome.error is not None:
+        _abort(writer)
+        return outcome
     if reply.error:
-        writer.abort()
+        _abort(writer)
         e = reply.error
         outcome.error = StreamError(
             f"the server reported an error mid-answer: {e.message}",
@@ -160,8 +170,17 @@ def stream_answer(
             metadata=e.metadata,
         )
     else:
-        writer.finish(reply)
+        try:
+            writer.finish(reply)
+        except BrokenPipeError:
+            outcome.error = OutputClosed()
     return outcome
+
+
+def _abort(writer: AnswerWriter) -> None:
+    # A closed pipe leaves the final newline nowhere to go; the error itself goes to stderr.
+    with contextlib.suppress(BrokenPipeError):
+        writer.abort()
 
 
 @contextmanager

@@ -11,7 +11,9 @@
     │   └── StructuredOutputError    7  answer is not valid JSON / does not match the schema
     ├── NetworkError                 8  refused, reset, dropped mid-stream, DNS, timeout
     │   └── RequestTimeout            8
-    └── Terminated                 143  SIGTERM
+    ├── Interrupted                130  Ctrl-C while an answer streamed
+    ├── Terminated                 143  SIGTERM
+    └── OutputClosed                 0  the reader of stdout went away (`| head`)
 
 Everything else that escapes is a bug (exit 1). KeyboardInterrupt exits 130.
 Only ``client.py`` translates httpx exceptions into this tree.
@@ -116,13 +118,31 @@ class RequestTimeout(NetworkError):
     pass
 
 
+class Interrupted(LlmostError):
+    """Ctrl-C while an answer streamed; the partial answer is kept."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self) -> None:
+        super().__init__("interrupted")
+
+
 class Terminated(LlmostError):
-    """Raised from the SIGTERM handler so that ``finally`` blocks store partial answers."""
+    """Raised from the SIGTERM handler so that the partial answer is stored before exit."""
 
     exit_code = ExitCode.TERMINATED
 
     def __init__(self) -> None:
         super().__init__("terminated")
+
+
+class OutputClosed(LlmostError):
+    """stdout's reader closed the pipe: stop quietly; not a failure of llmost."""
+
+    exit_code = ExitCode.OK
+
+    def __init__(self) -> None:
+        super().__init__("output closed")
 
 
 _HINTS = {

@@ -14,7 +14,7 @@ from types import FrameType
 from typing import NoReturn
 
 from llmost_cli import __version__
-from llmost_cli.errors import ExitCode, LlmostError, Terminated
+from llmost_cli.errors import ExitCode, Interrupted, LlmostError, OutputClosed, Terminated
 
 
 @dataclass
@@ -76,13 +76,15 @@ def run(args: list[str]) -> int:
 
 
 def _report(exc: LlmostError, state: State) -> int:
-    if state.json_errors:
+    if state.json_errors and not isinstance(exc, OutputClosed):
         import json
 
         body = {"error": {"code": exc.code, "type": type(exc).__name__, "message": str(exc)}}
         _safe_stdout(json.dumps(body, ensure_ascii=False) + "\n")
-    if isinstance(exc, Terminated):
-        sys.stderr.write("llmost: terminated\n")
+    if isinstance(exc, OutputClosed):
+        return _pipe_closed()
+    if isinstance(exc, Interrupted | Terminated):
+        sys.stderr.write(f"\nllmost: {exc.message}\n")
     else:
         from llmost_cli.render import make_ui
 

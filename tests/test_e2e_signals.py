@@ -1,0 +1,88 @@
+"""Signals and pipes: partial answers are kept and stored, exit codes are the documented ones."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from llmost_cli import paths
+from llmost_cli.store import Store
+from tests import fakeserver as fs
+from tests.conftest import TEST_KEY, llmost_executable
+
+SLOW = [f"word{i} " for i in range(200)]
+
+
+def start(server: fs.FakeServer, *args: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
+    return subprocess.Popen(
+        [llmost_executable(), *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def read_until(proc: subprocess.Popen[bytes], needle: bytes, timeout: float = 10) -> bytes:
+    assert proc.stdout is not None
+    got = b""
+    deadline = time.monotonic() + timeout
+    while needle not in got:
+        assert time.monotonic() < deadline, f"never saw {needle!r}; got {got!r}"
+        chunk = os.read(proc.stdout.fileno(), 4096)
+        assert chunk, f"stdout closed early; got {got!r}"
+        got += chunk
+    return got
+
+
+def last_stored_reply() -> tuple[str, bool]:
+    with Store(paths.database_file()) as store:
+        conv = store.latest()
+        assert conv is not None
+        msg = store.messages(conv.id)[-1]
+    assert msg.role == "assistant" and isinstance(msg.content, str)
+    return msg.content, msg.partial
+
+
+@pytest.mark.parametrize(("sig", "rc"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_stream_keeps_and_stores_partial(
+    server: fs.FakeServer, sig: signal.Signals, rc: int
+) -> None:
+    server.add(fs.stream_text(SLOW, delay=0.05))
+    proc = start(server, "ask", "hi")
+    head = read_until(proc, b"word3 ")
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=10)
+    stdout = (head + out).decode()
+    assert proc.returncode == rc, err
+    assert stdout.startswith("word0 word1 word2 word3 ")
+    assert stdout.endswith("\n") and "word199" not in stdout
+    assert b"Traceback" not in err
+    content, partial = last_stored_reply()
+    assert partial and content == stdout.rstrip("\n")
+    # the server saw the client go away instead of streaming to the end
+    assert server.chat_requests()[-1].client_gone or len(content) < 200 * 6
+
+
+def test_reader_closing_pipe_exits_quietly(server: fs.FakeServer) -> None:
+    server.add(fs.stream_text(SLOW * 50))
+    exe = llmost_executable()
+    env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
+    proc = subprocess.run(
+        f"'{exe}' ask hi | head -c 10; echo \"rc=${{PIPESTATUS[0]}}\"",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert proc.stdout.decode() == "word0 wordrc=0\n"
+    assert proc.stderr == b""
+    content, partial = last_stored_reply()
+    assert partial and content.startswith("word0 word")
