@@ -9,20 +9,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmost_cli import config, conversation
+from llmost_cli import config, conversation, tools
 from llmost_cli.conversation import Reply
 from llmost_cli.errors import (
     Interrupted,
     LlmostError,
     OutputClosed,
     StreamError,
+    StructuredOutputError,
     UsageError,
 )
 from llmost_cli.request import TurnOptions, build_body
+from llmost_cli.store import Message
 
 if TYPE_CHECKING:
     from llmost_cli.client import Client
     from llmost_cli.config import Settings
+    from llmost_cli.conversation import ToolCall
     from llmost_cli.render import UI, AnswerWriter
     from llmost_cli.store import Conversation, Store
 
@@ -78,29 +81,39 @@ def read_stdin(opts: AskOptions, ui: UI) -> str | None:
 
 def run(opts: AskOptions, ui: UI, *, profile: str | None, log: Callable[[str], None] | None) -> int:
     settings = config.resolve(config.load_file(), profile, opts.overrides())
-    text = conversation.combine_prompt(opts.prompt, read_stdin(opts, ui))
+    if opts.tool_result and not (opts.continue_ or opts.session):
+        raise UsageError(
+            "--tool-result answers calls of a stored conversation: add -c or --session"
+        )
+    reads_stdin = not any(item.partition("=")[2] == "-" for item in opts.tool_result)
+    text = conversation.combine_prompt(opts.prompt, read_stdin(opts, ui) if reads_stdin else None)
     if not text.strip() and not opts.tool_result:
         raise UsageError(
             "no prompt given", hint="pass words after 'ask' or pipe text on standard input"
         )
     images = [conversation.image_url(spec) for spec in opts.image]
     system = conversation.read_text_arg(settings.system, "--system") if settings.system else None
-    tools = offered_tools(opts, settings)
-    user = {"role": "user", "content": conversation.user_content(text, images)}
+    local = tools.declared_tools(settings.tools) if (opts.tool or opts.tools_all) else {}
+    offered = offered_tools(opts, settings)
     with open_conversation(opts, settings, ui, dry=opts.dry_run) as (store, conv):
         history = store.messages(conv.id) if store and conv else []
-        messages = conversation.build_messages(
-            history, system=system, new=[user], prefill=opts.prefill
-        )
-        body = build_body(settings, messages, opts, tools=tools)
+        new: list[Message] = []
+        if opts.tool_result:
+            new += tools.tool_result_messages(history, opts.tool_result)
+            if store and conv and offered is None:
+                offered = store.tools(conv.id)
+        elif system and not any(m.role == "system" for m in history):
+            new.append(Message(role="system", content=system))
+        if text.strip() or images:
+            new.append(Message(role="user", content=conversation.user_content(text, images)))
+        turn = Turn(settings, opts, system, offered, local, history, new)
         if opts.dry_run:
-            ui.json(body, pretty=True)
+            ui.json(turn.body(), pretty=True)
             return 0
+        if store and conv and offered:
+            store.set_tools(conv.id, offered)
         from llmost_cli.client import Client
 
-        writer = ui.answer_writer(
-            markdown=use_markdown(opts, settings), quiet=opts.output == "json"
-        )
         with Client(
             settings.base_url,
             settings.api_key(),
@@ -108,9 +121,91 @@ def run(opts: AskOptions, ui: UI, *, profile: str | None, log: Callable[[str], N
             retries=settings.retries,
             log=log,
         ) as client:
-            outcome = stream_answer(client, body, opts.prefill or "", writer)
-        outcome.conversation = save_exchange(store, conv, user, system, history, outcome, ui)
+            outcome = converse(client, turn, ui, store, conv)
     return report(outcome, opts, ui)
+
+
+@dataclass
+class Turn:
+    """What the next request is built from; ``new`` holds messages not yet stored."""
+
+    settings: Settings
+    opts: AskOptions
+    system: str | None
+    offered: list[dict[str, Any]] | None
+    local: dict[str, tools.LocalTool]
+    history: list[Message]
+    new: list[Message]
+
+    def body(self, prefill: str | None = None) -> dict[str, Any]:
+        messages = conversation.build_messages(
+            self.history,
+            system=self.system,
+            new=[m.to_api() for m in self.new],
+            prefill=prefill,
+        )
+        return build_body(self.settings, messages, self.opts, tools=self.offered)
+
+
+def converse(
+    client: Client, turn: Turn, ui: UI, store: Store | None, conv: Conversation | None
+) -> Outcome:
+    """Ask, and with ``--yes`` run declared tools and ask again, up to the round limit."""
+    opts = turn.opts
+    run_tools = opts.yes and bool(turn.local)
+    prefill = opts.prefill or ""
+    rounds = 0
+    while True:
+        writer = ui.answer_writer(
+            markdown=use_markdown(opts, turn.settings), quiet=opts.output == "json"
+        )
+        writer.show_tool_calls = not run_tools
+        outcome = stream_answer(client, turn.body(prefill or None), prefill, writer)
+        reply = outcome.reply
+        if not reply.empty or reply.prefill or outcome.error is None:
+            turn.new.append(reply.to_message())
+        outcome.conversation = _save(store, conv, turn, ui)
+        calls = reply.tool_calls
+        if outcome.error is not None or not calls or not run_tools:
+            return outcome
+        if not tools.runnable(calls, turn.local):
+            ui.warn("the model called a tool that is not declared locally; not running any")
+            _print_calls(ui, calls, opts)
+            return outcome
+        limit = turn.settings.max_tool_rounds
+        if rounds >= limit:
+            ui.warn(f"stopped after {limit} tool rounds (max_tool_rounds)")
+            _print_calls(ui, calls, opts)
+            return outcome
+        rounds += 1
+        prefill = ""
+        for call in calls:
+            ui.note(f"running tool {call.name} {call.arguments}")
+            result = tools.run_tool(turn.local[call.name], call.arguments)
+            if result.note:
+                (ui.note if result.ok else ui.warn)(result.note)
+            turn.new.append(tools.result_message(call, result))
+
+
+def _print_calls(ui: UI, calls: list[ToolCall], opts: AskOptions) -> None:
+    if opts.output != "json":
+        ui.tool_calls(calls)
+
+
+def _save(store: Store | None, conv: Conversation | None, turn: Turn, ui: UI) -> str | None:
+    """Store the messages of this round; they become history either way."""
+    new, turn.new = turn.new, []
+    turn.history = [*turn.history, *new]
+    if store is None or conv is None:
+        return None
+    from llmost_cli.store import StoreError
+
+    try:
+        store.append(conv.id, new)
+    except StoreError as exc:
+        ui.warn(f"{exc.message}; this answer was not saved")
+        return None
+    return conv.id
 
 
 def offered_tools(opts: TurnOptions, settings: Settings) -> list[dict[str, Any]] | None:
@@ -245,6 +340,8 @@ def report(outcome: Outcome, opts: AskOptions, ui: UI) -> int:
     reply = outcome.reply
     if outcome.error is not None:
         raise outcome.error
+    if (opts.json_mode or opts.schema) and reply.text.strip():
+        check_structured(reply.text, opts, ui)
     if opts.output == "json":
         ui.json(outcome.as_json())
     if reply.finish_reason in ("length", "content_filter"):
@@ -255,3 +352,33 @@ def report(outcome: Outcome, opts: AskOptions, ui: UI) -> int:
     if opts.usage:
         ui.usage(reply, outcome.cost)
     return 0
+
+
+def check_structured(text: str, opts: AskOptions, ui: UI) -> None:
+    """With --json-mode/--schema the answer must be JSON (matching the schema): else exit 7."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        ui.warn("the answer is not valid JSON")
+        raise StructuredOutputError(
+            f"the answer is not valid JSON: {exc.msg} at char {exc.pos}"
+        ) from None
+    if not opts.schema:
+        return
+    import jsonschema
+
+    from llmost_cli.request import json_schema_spec
+
+    schema = json_schema_spec(opts.schema)["schema"]
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top level"
+        ui.warn("the answer does not match --schema")
+        raise StructuredOutputError(
+            f"the answer does not match --schema at {where}: {exc.message}"
+        ) from None
+    except jsonschema.SchemaError as exc:
+        raise UsageError(f"--schema is not a valid JSON schema: {exc.message}") from None

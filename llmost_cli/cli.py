@@ -10,6 +10,7 @@ import typer
 from llmost_cli import __version__
 from llmost_cli import cli_options as o
 from llmost_cli.cli_config import config_app
+from llmost_cli.cli_models import models_app
 from llmost_cli.main import State
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
 
 
 def command() -> Any:
@@ -114,6 +116,22 @@ def ask(
     ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the request body; send nothing.")
+    ] = False,
+    tool_result: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tool-result",
+            metavar="ID=VALUE",
+            help="With -c/--session: answer a pending tool call (VALUE: text, @file or - for "
+            "stdin) and ask again. Repeatable.",
+            rich_help_panel=o.TOOLS,
+        ),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Run declared local tools without asking.", rich_help_panel=o.TOOLS
+        ),
     ] = False,
 ) -> int:
     from llmost_cli.ask import AskOptions, run

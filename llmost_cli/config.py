@@ -24,6 +24,7 @@ DEFAULT_BASE_URL = "https://llmost.ru/api/v1"
 DEFAULT_PROFILE = "default"
 DEFAULT_TIMEOUT = 600.0
 DEFAULT_RETRIES = 3
+DEFAULT_TOOL_ROUNDS = 8
 
 ENV_VARS = {
     "api_key": "LLMOST_API_KEY",
@@ -147,6 +148,7 @@ class Settings:
     timeout: float = DEFAULT_TIMEOUT
     retries: int = DEFAULT_RETRIES
     markdown: bool | None = None
+    max_tool_rounds: int = DEFAULT_TOOL_ROUNDS
     tools: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     _api_key: str | None = None
@@ -201,6 +203,7 @@ def resolve(config: ConfigFile, cli_profile: str | None, overrides: Mapping[str,
     settings.timeout = float(layered.get("timeout", DEFAULT_TIMEOUT))
     settings.retries = int(layered.get("retries", DEFAULT_RETRIES))
     settings.markdown = layered.get("markdown")
+    settings.max_tool_rounds = int(layered.get("max_tool_rounds", DEFAULT_TOOL_ROUNDS))
     settings.sampling = {k: layered[k] for k in params.SAMPLING if k in layered}
     settings.tools = config.tools
     settings._api_key = layered.get("api_key") or None

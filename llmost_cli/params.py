@@ -60,6 +60,7 @@ CONFIG_KEYS: dict[str, Spec] = {
     "timeout": Spec(float, 0, None, low_open=True, describe="read timeout in seconds"),
     "retries": Spec(int, 0, 10, describe="retries on 429, 5xx and connection failures"),
     "markdown": Spec(bool, describe="render markdown on a terminal"),
+    "max_tool_rounds": Spec(int, 1, 100, describe="tool-call rounds per question (default 8)"),
 }
 
 

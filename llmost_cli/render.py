@@ -90,6 +90,15 @@ class UI:
             return MarkdownWriter(self)
         return PlainWriter(self, spinner=spinner)
 
+    def tool_calls(self, calls: list[ToolCall]) -> None:
+        """One JSON line per call on stdout (DESIGN.md §2); a warning for unparsable arguments."""
+        for call in calls:
+            if call.parsed_arguments() is None:
+                self.warn(
+                    f"tool call {call.id} has arguments that are not valid JSON; shown as received"
+                )
+            self.write(tool_call_line(call) + "\n")
+
     def usage(self, reply: Reply, cost: float | None) -> None:
         u = reply.usage
         if u is None:
@@ -132,6 +141,8 @@ def tool_call_line(call: ToolCall) -> str:
 
 
 class AnswerWriter(Protocol):
+    show_tool_calls: bool  # print tool calls as JSON lines when the answer finishes
+
     def start(self, prefill: str) -> None: ...
     def event(self, event: StreamEvent) -> None: ...
     def finish(self, reply: Reply) -> None: ...
@@ -141,6 +152,7 @@ class AnswerWriter(Protocol):
 class _SpinnerMixin:
     ui: UI
     _spinner: Any = None
+    show_tool_calls: bool = True
 
     def _spin(self) -> None:
         from llmost_cli.livemd import Spinner
@@ -183,8 +195,8 @@ class PlainWriter(_SpinnerMixin):
     def finish(self, reply: Reply) -> None:
         self._unspin()
         self._end_line()
-        for call in reply.tool_calls:
-            self.ui.write(tool_call_line(call) + "\n")
+        if self.show_tool_calls:
+            self.ui.tool_calls(reply.tool_calls)
 
     def abort(self) -> None:
         self._unspin()
@@ -219,8 +231,8 @@ class MarkdownWriter(_SpinnerMixin):
     def finish(self, reply: Reply) -> None:
         self._unspin()
         self._live.finish()
-        for call in reply.tool_calls:
-            self.ui.console("out").print(tool_call_line(call), highlight=False, soft_wrap=True)
+        if self.show_tool_calls:
+            self.ui.tool_calls(reply.tool_calls)
 
     def abort(self) -> None:
         self._unspin()

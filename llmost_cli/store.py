@@ -13,6 +13,7 @@ Schema versions (``PRAGMA user_version``):
   1  messages.content was plain text, or a JSON array of parts with images inline when
      ``multipart`` was set; no ``tool_call_id``, ``name``, ``usage``, ``partial`` columns.
   2  content is always JSON (a string or a list of parts), images are deduplicated.
+  3  conversations.tools: the tool definitions last offered, resent by ``--tool-result``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from llmost_cli.errors import ExitCode, LlmostError
 from llmost_cli.paths import ensure_private_dir
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
 
 _REF = "llmost-image:sha256:"
@@ -39,13 +40,14 @@ _REF = "llmost-image:sha256:"
 _RAW = "llmost-image:raw:"
 _SCHEME = "llmost-image:"
 
-_SCHEMA_V2 = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id      TEXT PRIMARY KEY,
     name    TEXT UNIQUE,
     model   TEXT,
     created REAL NOT NULL,
-    updated REAL NOT NULL
+    updated REAL NOT NULL,
+    tools   TEXT                       -- JSON: tool definitions last offered
 );
 CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated);
 CREATE TABLE IF NOT EXISTS messages (
@@ -311,8 +313,10 @@ class Store:
                         hint="move it aside or point llmost at another data directory",
                     )
                 _create_schema(conn)
-            elif version == 1:
+            if version == 1:
                 _migrate_v1(conn)
+            if version in (1, 2):
+                _migrate_v2(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _check_version(self, version: int) -> None:
@@ -408,6 +412,24 @@ class Store:
             )
             row = conn.execute(f"{_SELECT_CONVERSATION} WHERE name = ?", (name,)).fetchone()
         return Conversation(*row)
+
+    def set_tools(self, conversation_id: str, tools: builtins.list[dict[str, Any]] | None) -> None:
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE conversations SET tools = ? WHERE id = ?", (_dumps(tools), conversation_id)
+            )
+            self._require(cur.rowcount, conversation_id)
+
+    def tools(self, conversation_id: str) -> builtins.list[dict[str, Any]] | None:
+        """The tool definitions last offered in this conversation, if any."""
+        with self._errors():
+            row = (
+                self._db()
+                .execute("SELECT tools FROM conversations WHERE id = ?", (conversation_id,))
+                .fetchone()
+            )
+        value = _loads(row[0]) if row else None
+        return value if isinstance(value, builtins.list) else None
 
     def latest(self) -> Conversation | None:
         """The most recently updated conversation."""
@@ -613,10 +635,17 @@ def _delete_from(conn: sqlite3.Connection, conversation_id: str, start: int) -> 
 
 def _create_schema(conn: sqlite3.Connection) -> None:
     # executescript would COMMIT the open transaction, so run the statements one by one
-    for statement in _SCHEMA_V2.split(";"):
+    for statement in _SCHEMA.split(";"):
         lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
         if "".join(lines).strip():
             conn.execute("\n".join(lines))
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """v2 -> v3: conversations remember the tools they were offered."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(conversations)")}
+    if "tools" not in columns:
+        conn.execute("ALTER TABLE conversations ADD COLUMN tools TEXT")
 
 
 def _migrate_v1(conn: sqlite3.Connection) -> None:

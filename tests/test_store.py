@@ -544,3 +544,27 @@ def test_concurrent_get_or_create_on_a_new_file(db_path: Path) -> None:
     with Store(db_path) as s:
         assert [c.name for c in s.list()] == ["S"]
         assert_each_pair_once(s.messages(ids[0]), 8)
+
+
+def test_tools_roundtrip_and_v2_migration(tmp_path: Path) -> None:
+    db_path = tmp_path / "v2.db"
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    with Store(db_path) as store:
+        conv = store.create(name="t")
+        assert store.tools(conv.id) is None
+        store.set_tools(conv.id, tools)
+        assert store.tools(conv.id) == tools
+        store.append(conv.id, [Message(role="user", content="hi")])
+    # turn the file back into a v2 store: no tools column, user_version 2
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE conversations DROP COLUMN tools")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Store(db_path) as store:
+        conv2 = store.get("t")
+        assert conv2 is not None and store.tools(conv2.id) is None
+        assert [m.content for m in store.messages(conv2.id)] == ["hi"]
+        store.set_tools(conv2.id, tools)
+        assert store.tools(conv2.id) == tools
+    assert raw(db_path, "PRAGMA user_version") == [(3,)]
