@@ -122,7 +122,21 @@ def run(opts: AskOptions, ui: UI, *, profile: str | None, log: Callable[[str], N
             log=log,
         ) as client:
             outcome = converse(client, turn, ui, store, conv)
+    if outcome.reply.usage and (opts.usage or opts.output == "json"):
+        outcome.cost = answer_cost(outcome.reply, settings)
     return report(outcome, opts, ui)
+
+
+def answer_cost(reply: Reply, settings: Settings) -> float | None:
+    """From ``usage.cost`` or the cached prices; the model that answered may carry a dated id
+    that is not in the list, so the requested model is the fallback."""
+    from llmost_cli.models import cost_of
+
+    assert reply.usage is not None
+    cost = cost_of(reply.usage, reply.model, settings.base_url)
+    if cost is None and settings.model and settings.model != reply.model:
+        cost = cost_of(reply.usage, settings.model, settings.base_url)
+    return cost
 
 
 @dataclass

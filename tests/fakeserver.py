@@ -746,7 +746,10 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         t = threading.Thread(
-            target=self._run, args=(request, client_address), daemon=True, name="fakeserver-conn"
+            target=self._run,
+            args=(request, client_address),
+            daemon=True,
+            name=f"fakeserver-{self.server_port}-conn",
         )
         with self.lock:
             self.conns.add(request)
@@ -797,7 +800,10 @@ class FakeServer:
         self.port = self._httpd.server_port
         self._wake = socket.socketpair()
         self._thread = threading.Thread(
-            target=self._serve, args=(self._httpd, self._wake[0]), daemon=True, name="fakeserver"
+            target=self._serve,
+            args=(self._httpd, self._wake[0]),
+            daemon=True,
+            name=f"fakeserver-{self.port}",
         )
         self._thread.start()
         return self

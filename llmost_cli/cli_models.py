@@ -1,0 +1,139 @@
+"""``llmost models``: list and search the server's models, show one in full.
+
+``llmost models [SEARCH]...`` is short for ``llmost models list [SEARCH]...``. A group callback
+cannot take the positional SEARCH: click parses a group's own arguments before it looks for a
+subcommand, so ``models show X`` would read ``show`` as the search term and fail on ``X``.
+Instead the group routes any first word that is not a subcommand (or help) to ``list``: the
+"default command" pattern of click-default-group, as simonw/llm uses for ``llm models``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from llmost_cli import config, models
+
+
+class _ListByDefault(TyperGroup):
+    default_command = "list"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        help_names = ctx.help_option_names if ctx is not None else ()
+        if not args or (args[0] not in self.commands and args[0] not in help_names):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+MODELS_HELP = """List the server's models, or show one in full.
+
+'llmost models [SEARCH]... [OPTIONS]' is short for 'llmost models list ...' (say 'list'
+explicitly to search for the word "show" or "list"). The list is cached for an hour per
+base URL.
+
+\b
+Examples:
+  llmost models claude                 # ids and names containing "claude"
+  llmost models --vision --tools       # models that read images and call tools
+  llmost models show openai/gpt-4o
+"""
+
+LIST_HELP = """List models; each word of SEARCH must appear in the id or the name (any case).
+
+On a terminal: a table, sorted by id. Piped: one model per line, tab-separated, with no
+header line: id, context length, prompt price and completion price per million tokens, input
+modalities (comma-separated). "-" marks an unknown value, "0" a free model. The list is
+cached for an hour per base URL; --refresh fetches it again.
+
+\b
+Examples:
+  llmost models llama --tools
+  llmost models | cut -f1 | grep :free
+  llmost models --json --vision | jq -r '.[].id'
+"""
+
+SHOW_HELP = """Show every field of one model, with prices per token and per million tokens.
+
+An unknown MODEL_ID is an error (exit 2) that suggests close ids.
+
+\b
+Examples:
+  llmost models show anthropic/claude-3.5-sonnet
+  llmost models show openai/gpt-4o --json | jq .pricing
+"""
+
+models_app = typer.Typer(
+    cls=_ListByDefault,
+    help=MODELS_HELP,
+    subcommand_metavar="[SEARCH]... | COMMAND [ARGS]...",
+)
+
+
+def _settings(ctx: typer.Context) -> tuple[config.Settings, Callable[[str], None] | None]:
+    state = ctx.find_root().obj
+    settings = config.resolve(config.load_file(), getattr(state, "profile", None), {})
+    log = None
+    if getattr(state, "debug", False):
+
+        def log(line: str) -> None:
+            print(f"llmost: debug: {line}", file=sys.stderr, flush=True)
+
+    return settings, log
+
+
+@models_app.command("list", help=LIST_HELP)
+def list_cmd(
+    ctx: typer.Context,
+    search: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="SEARCH", help="Words to look for in the id or name."),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the model objects as a JSON array.")
+    ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Fetch the list again instead of the cache.")
+    ] = False,
+    vision: Annotated[
+        bool, typer.Option("--vision", help="Only models that take images as input.")
+    ] = False,
+    tools: Annotated[
+        bool, typer.Option("--tools", help="Only models that support tool calling.")
+    ] = False,
+) -> None:
+    from llmost_cli import render, render_tables
+
+    settings, log = _settings(ctx)
+    listing = models.load(settings, refresh=refresh, log=log)
+    words = " ".join(search or [])
+    chosen = models.select(listing.models, words, vision=vision, tools=tools)
+    ui = render.make_ui()
+    if json_:
+        ui.json(chosen, pretty=ui.out_tty)
+    elif chosen:
+        render_tables.models_table(ui, [models.Summary.of(m) for m in chosen])
+    if not chosen:
+        ui.note(f"no models match (of {len(listing.models)} at {settings.base_url})")
+
+
+@models_app.command("show", help=SHOW_HELP)
+def show_cmd(
+    ctx: typer.Context,
+    model_id: Annotated[
+        str, typer.Argument(metavar="MODEL_ID", help="A model id, e.g. openai/gpt-4o.")
+    ],
+    json_: Annotated[bool, typer.Option("--json", help="Print the model object as JSON.")] = False,
+) -> None:
+    from llmost_cli import render, render_tables
+
+    settings, log = _settings(ctx)
+    model = models.lookup(settings, model_id, log=log)
+    ui = render.make_ui()
+    if json_:
+        ui.json(model, pretty=ui.out_tty)
+    else:
+        render_tables.model_detail(ui, models.detail_fields(model), models.description(model))

@@ -1,0 +1,479 @@
+"""The model list: fetch, cache, search and filters, lookup, prices and cost accounting.
+
+Servers differ: LLMost/OpenRouter send rich model objects (name, context, pricing,
+architecture); llama.cpp, vLLM and Ollama send little more than ``id``. Every reader here
+tolerates a missing or odd field and reports it as unknown (None), never as an error.
+
+Prices are decimal strings per token (``"0.0000025"``); ``"0"`` is free, ``"-1"`` or a missing
+key is unknown. They are parsed as ``Decimal`` so that sums of many small prices stay exact.
+
+The cache is one JSON file per base URL, ``{"fetched_at", "base_url", "models"}``; the list
+is fresh for ``CACHE_TTL`` seconds. A corrupt or foreign cache file is ignored (and replaced
+on the next fetch), never fatal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmost_cli import paths
+from llmost_cli.errors import APIError, UsageError
+
+if TYPE_CHECKING:
+    from llmost_cli.config import Settings
+    from llmost_cli.events import Usage
+
+Model = dict[str, Any]
+Log = Callable[[str], None]
+
+CACHE_TTL = 3600.0
+MILLION = Decimal(1_000_000)
+# Pricing keys charged per token (shown per million tokens); the others are per unit.
+TOKEN_PRICE_KEYS = frozenset(
+    {"prompt", "completion", "internal_reasoning", "input_cache_read", "input_cache_write"}
+)
+UNIT_PRICE_KEYS = {"request": "per request", "image": "per image", "web_search": "per search"}
+
+
+# --------------------------------------------------------------------------- reading fields
+
+
+def parse_price(value: Any) -> Decimal | None:
+    """A price as Decimal; None when unknown (absent, null, negative such as "-1", garbage)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        price = Decimal(value.strip())
+    except InvalidOperation:
+        return None
+    if not price.is_finite() or price < 0:
+        return None
+    return price
+
+
+def pricing(model: Mapping[str, Any]) -> dict[str, Any]:
+    raw = model.get("pricing")
+    return raw if isinstance(raw, dict) else {}
+
+
+def price(model: Mapping[str, Any], key: str) -> Decimal | None:
+    return parse_price(pricing(model).get(key))
+
+
+def per_million(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value * MILLION
+
+
+def format_decimal(value: Decimal | None) -> str:
+    """Plain notation without trailing zeros (2.5, 10, 0.075); "-" when unknown."""
+    if value is None:
+        return "-"
+    text = format(value.normalize(), "f")
+    return "0" if text in ("0", "-0") else text
+
+
+def context_length(model: Mapping[str, Any]) -> int | None:
+    """LLMost/OpenRouter ``context_length``, else ``top_provider.context_length``, else
+    vLLM's ``max_model_len``."""
+    top = model.get("top_provider")
+    candidates = [
+        model.get("context_length"),
+        top.get("context_length") if isinstance(top, dict) else None,
+        model.get("max_model_len"),
+    ]
+    for value in candidates:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def input_modalities(model: Mapping[str, Any]) -> list[str] | None:
+    """``architecture.input_modalities``, else the left side of ``architecture.modality``."""
+    arch = model.get("architecture")
+    if not isinstance(arch, dict):
+        return None
+    listed = arch.get("input_modalities")
+    if isinstance(listed, list):
+        return [str(m) for m in listed]
+    modality = arch.get("modality")
+    if isinstance(modality, str) and modality:
+        return [m for m in modality.split("->")[0].split("+") if m]
+    return None
+
+
+def supported_parameters(model: Mapping[str, Any]) -> list[str]:
+    params = model.get("supported_parameters")
+    return [str(p) for p in params] if isinstance(params, list) else []
+
+
+def model_name(model: Mapping[str, Any]) -> str | None:
+    name = model.get("name")
+    return name if isinstance(name, str) and name else None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of ``llmost models``; None means unknown."""
+
+    id: str
+    name: str | None
+    context_length: int | None
+    prompt_per_m: Decimal | None
+    completion_per_m: Decimal | None
+    input_modalities: list[str] | None
+
+    @classmethod
+    def of(cls, model: Mapping[str, Any]) -> Summary:
+        return cls(
+            id=str(model["id"]),
+            name=model_name(model),
+            context_length=context_length(model),
+            prompt_per_m=per_million(price(model, "prompt")),
+            completion_per_m=per_million(price(model, "completion")),
+            input_modalities=input_modalities(model),
+        )
+
+    def cells(self) -> list[str]:
+        """The plain (tab-separated) columns: unknown values are "-"."""
+        return [
+            self.id,
+            "-" if self.context_length is None else str(self.context_length),
+            format_decimal(self.prompt_per_m),
+            format_decimal(self.completion_per_m),
+            ",".join(self.input_modalities) if self.input_modalities else "-",
+        ]
+
+
+# --------------------------------------------------------------------------- search and lookup
+
+
+def matches(model: Mapping[str, Any], search: str) -> bool:
+    """Every word of ``search`` occurs (case-insensitively) in the id or the name."""
+    haystack = f"{model.get('id', '')}\n{model_name(model) or ''}".casefold()
+    return all(word in haystack for word in search.casefold().split())
+
+
+def has_vision(model: Mapping[str, Any]) -> bool:
+    return "image" in (input_modalities(model) or [])
+
+
+def has_tools(model: Mapping[str, Any]) -> bool:
+    return "tools" in supported_parameters(model)
+
+
+def select(
+    models: Iterable[Model], search: str | None = None, *, vision: bool = False, tools: bool = False
+) -> list[Model]:
+    """The models that pass the search and filters, sorted by id."""
+    chosen = [
+        m
+        for m in models
+        if (not search or matches(m, search))
+        and (not vision or has_vision(m))
+        and (not tools or has_tools(m))
+    ]
+    return sorted(chosen, key=lambda m: (str(m["id"]).casefold(), str(m["id"])))
+
+
+def suggestions(wanted: str, ids: Sequence[str], limit: int = 3) -> list[str]:
+    """Ids close to ``wanted``: containing it first, then near spellings (with or without the
+    vendor prefix, so ``gpt4o`` finds ``openai/gpt-4o``)."""
+    low = wanted.casefold()
+    found = [i for i in ids if low and low in i.casefold()]
+    by_lower = {i.casefold(): i for i in ids}
+    by_tail = {i.casefold().rsplit("/", 1)[-1]: i for i in ids}
+    for pool in (by_lower, by_tail):
+        for near in difflib.get_close_matches(low, list(pool), n=limit, cutoff=0.6):
+            found.append(pool[near])
+    return list(dict.fromkeys(found))[:limit]
+
+
+def find(models: Sequence[Model], model_id: str) -> Model | None:
+    """The model with this id (exactly, else ignoring case)."""
+    for model in models:
+        if model["id"] == model_id:
+            return model
+    low = model_id.casefold()
+    for model in models:
+        if str(model["id"]).casefold() == low:
+            return model
+    return None
+
+
+def unknown_model(model_id: str, models: Sequence[Model], base_url: str) -> UsageError:
+    close = suggestions(model_id, [str(m["id"]) for m in models])
+    hint = (
+        "did you mean " + ", ".join(close) + "?"
+        if close
+        else "list the available ids with: llmost models"
+    )
+    return UsageError(f"unknown model {model_id!r} at {base_url}", hint=hint)
+
+
+# --------------------------------------------------------------------------- fetch and cache
+
+
+def parse_list(body: Any) -> list[Model]:
+    """Models of a GET /models answer: ``{"data": [...]}`` (or a bare list). Entries without
+    a string id are skipped; anything else is not a model list."""
+    data = body.get("data") if isinstance(body, dict) else body
+    if not isinstance(data, list):
+        raise APIError("the server's answer to GET /models is not a model list")
+    return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
+
+
+def read_cache(
+    base_url: str, *, max_age: float | None = CACHE_TTL, now: float | None = None
+) -> list[Model] | None:
+    """The cached list for this base URL, or None when absent, corrupt, foreign or older than
+    ``max_age`` seconds (``max_age=None``: any age)."""
+    base_url = base_url.rstrip("/")
+    try:
+        doc = json.loads(paths.models_cache_file(base_url).read_bytes())
+    except (OSError, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        return None
+    if not isinstance(doc, dict) or doc.get("base_url") != base_url:
+        return None
+    fetched = doc.get("fetched_at")
+    if not isinstance(fetched, int | float) or isinstance(fetched, bool):
+        return None
+    age = (time.time() if now is None else now) - fetched
+    if max_age is not None and not 0 <= age < max_age:
+        return None
+    try:
+        return parse_list(doc.get("models"))
+    except APIError:
+        return None
+
+
+def write_cache(base_url: str, models: list[Model], *, now: float | None = None) -> Path:
+    """Atomic write (temp file + rename), file 0600 in a 0700 directory."""
+    base_url = base_url.rstrip("/")
+    path = paths.models_cache_file(base_url)
+    fetched_at = time.time() if now is None else now
+    doc = {"fetched_at": fetched_at, "base_url": base_url, "models": models}
+    directory = paths.ensure_private_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, ensure_ascii=False)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def cached_model_ids(base_url: str) -> list[str]:
+    """Ids from the cache of any age, for completion; never fetches."""
+    return [str(m["id"]) for m in read_cache(base_url, max_age=None) or []]
+
+
+def fetch(settings: Settings, log: Log | None = None) -> list[Model]:
+    """GET /models now (the key is sent when there is one; a local server may need none)."""
+    from llmost_cli.client import Client
+
+    with Client(
+        settings.base_url,
+        settings.api_key(required=False),
+        timeout=settings.timeout,
+        retries=settings.retries,
+        log=log,
+    ) as client:
+        return parse_list(client.get_json("models"))
+
+
+@dataclass
+class ModelList:
+    models: list[Model]
+    from_cache: bool
+
+
+def load(
+    settings: Settings,
+    *,
+    refresh: bool = False,
+    log: Log | None = None,
+    fetcher: Callable[[], list[Model]] | None = None,
+) -> ModelList:
+    """The list from a fresh cache, else fetched (and cached). ``refresh`` skips the cache."""
+    if not refresh:
+        cached = read_cache(settings.base_url)
+        if cached is not None:
+            return ModelList(cached, from_cache=True)
+    models = fetcher() if fetcher else fetch(settings, log)
+    try:
+        write_cache(settings.base_url, models)
+    except OSError as exc:  # a read-only cache dir costs speed, not the answer
+        if log:
+            log(f"cannot write the model cache: {exc}")
+    return ModelList(models, from_cache=False)
+
+
+def lookup(
+    settings: Settings,
+    model_id: str,
+    *,
+    log: Log | None = None,
+    fetcher: Callable[[], list[Model]] | None = None,
+) -> Model:
+    """One model by id; an id missing from a cached list triggers one refresh (it may be new).
+    Unknown: a UsageError that names it and suggests close ids."""
+    listing = load(settings, log=log, fetcher=fetcher)
+    model = find(listing.models, model_id)
+    if model is None and listing.from_cache:
+        listing = load(settings, refresh=True, log=log, fetcher=fetcher)
+        model = find(listing.models, model_id)
+    if model is None:
+        raise unknown_model(model_id, listing.models, settings.base_url)
+    return model
+
+
+# --------------------------------------------------------------------------- detail view
+
+
+_FIRST = ("id", "name", "canonical_slug", "created", "context_length")
+
+
+def _flat(prefix: str, value: Any, out: list[tuple[str, str]]) -> None:
+    if isinstance(value, dict) and value:
+        for key, inner in value.items():
+            _flat(f"{prefix}.{key}", inner, out)
+    else:
+        out.append((prefix, _show(value)))
+
+
+def _show(value: Any) -> str:
+    if value is None or value == "" or value == [] or value == {}:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _price_text(key: str, value: Any) -> str:
+    parsed = parse_price(value)
+    if parsed is None:
+        return "-" if value is None or str(value).strip() == "-1" else f"{value} (?)"
+    if parsed == 0:
+        return "0 (free)"
+    if key in TOKEN_PRICE_KEYS:
+        return f"{format_decimal(parsed)} per token = {format_decimal(parsed * MILLION)} per 1M"
+    unit = UNIT_PRICE_KEYS.get(key)
+    return f"{format_decimal(parsed)} {unit}" if unit else format_decimal(parsed)
+
+
+def detail_fields(model: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Every field as (label, text), nested objects flattened with dots, ``description`` left
+    out (the renderer wraps it). Unknown or empty values are "-"."""
+    out: list[tuple[str, str]] = []
+    keys = [k for k in _FIRST if k in model] + sorted(k for k in model if k not in _FIRST)
+    for key in keys:
+        value = model[key]
+        if key == "description":
+            continue
+        if key == "created" and isinstance(value, int | float) and not isinstance(value, bool):
+            day = datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
+            out.append((key, f"{day} ({int(value)})"))
+        elif key == "pricing" and isinstance(value, dict):
+            out.extend((f"pricing.{k}", _price_text(k, v)) for k, v in value.items())
+        else:
+            _flat(key, value, out)
+    return out
+
+
+def description(model: Mapping[str, Any]) -> str | None:
+    text = model.get("description")
+    return text.strip() or None if isinstance(text, str) else None
+
+
+# --------------------------------------------------------------------------- cost
+
+
+PriceIndex = dict[str, Model]
+
+
+def price_index(base_url: str) -> PriceIndex:
+    """Cached models by id (a cache of any age: prices change rarely, and a cost estimate must
+    never cost a request)."""
+    return {str(m["id"]): m for m in read_cache(base_url, max_age=None) or []}
+
+
+def _part(tokens: int | None, unit_price: Decimal | None) -> Decimal | None:
+    if tokens is None:
+        return None
+    if tokens == 0:
+        return Decimal(0)  # no tokens of this kind: its price does not matter
+    return None if unit_price is None else unit_price * tokens
+
+
+def estimate(usage: Usage, model: Mapping[str, Any] | None) -> Decimal | None:
+    """prompt_tokens x prompt + completion_tokens x completion (+ the per-request price when
+    one is listed); None when a needed price or token count is unknown. Cache discounts are
+    not modelled: the server's own ``usage.cost`` is preferred wherever it is sent."""
+    if model is None:
+        return None
+    prompt = _part(usage.prompt_tokens, price(model, "prompt"))
+    completion = _part(usage.completion_tokens, price(model, "completion"))
+    if prompt is None or completion is None:
+        return None
+    return prompt + completion + (price(model, "request") or Decimal(0))
+
+
+def _cost(usage: Usage, model_id: str | None, index: Callable[[], PriceIndex]) -> Decimal | None:
+    if usage.cost is not None:
+        return Decimal(str(usage.cost))
+    if not model_id:
+        return None
+    return estimate(usage, index().get(model_id))
+
+
+def _lazy(base_url: str) -> Callable[[], PriceIndex]:
+    memo: list[PriceIndex] = []
+
+    def get() -> PriceIndex:
+        if not memo:
+            memo.append(price_index(base_url))
+        return memo[0]
+
+    return get
+
+
+def cost_of(usage: Usage, model_id: str | None, base_url: str) -> float | None:
+    """The cost of one answer: the server's ``usage.cost`` when sent, else an estimate from the
+    cached prices of ``model_id`` (the model that answered); None when unknown. Reads only the
+    cache, never the network, so ``ask`` stays fast."""
+    cost = _cost(usage, model_id, _lazy(base_url))
+    return None if cost is None else float(cost)
+
+
+def session_cost(usages: list[tuple[Usage, str | None]], base_url: str) -> float | None:
+    """Total cost of several answers (the REPL's /usage). None as soon as any one is unknown:
+    a sum of only the known parts would be shown as a total that is too low. No answers: 0."""
+    index = _lazy(base_url)
+    total = Decimal(0)
+    for usage, model_id in usages:
+        cost = _cost(usage, model_id, index)
+        if cost is None:
+            return None
+        total += cost
+    return float(total)
