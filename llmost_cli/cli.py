@@ -127,12 +127,7 @@ def ask(
             rich_help_panel=o.TOOLS,
         ),
     ] = None,
-    yes: Annotated[
-        bool,
-        typer.Option(
-            "--yes", help="Run declared local tools without asking.", rich_help_panel=o.TOOLS
-        ),
-    ] = False,
+    yes: o.Yes = False,
 ) -> int:
     from llmost_cli.ask import AskOptions, run
 
@@ -179,6 +174,7 @@ def chat(
     tool: o.Tool = None,
     tools_all: o.ToolsAll = False,
     tool_choice: o.ToolChoice = None,
+    yes: o.Yes = False,
     no_stream: o.NoStream = False,
     markdown: o.Markdown = None,
     continue_: o.Continue = False,

@@ -134,6 +134,14 @@ ToolsAll = Annotated[
         "--tools-all", help="Offer every tool declared in the config file.", rich_help_panel=TOOLS
     ),
 ]
+Yes = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        help="Run the declared local tools the model calls without asking y/N first.",
+        rich_help_panel=TOOLS,
+    ),
+]
 ToolChoice = Annotated[
     str | None,
     typer.Option(

@@ -1,0 +1,614 @@
+"""``llmost chat``: a conversation session, its slash commands, and the line-by-line mode.
+
+The terminal REPL (prompt_toolkit) lives in ``repl.py`` and is imported only when stdin is a
+terminal. Everything here works without one: a session is fed lines, from the REPL or from a
+pipe, and is tested with plain strings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from llmost_cli import config, conversation, params, tools
+from llmost_cli.ask import Outcome, offered_tools, stream_answer, use_markdown
+from llmost_cli.errors import (
+    Interrupted,
+    LlmostError,
+    OutputClosed,
+    Terminated,
+    UsageError,
+)
+from llmost_cli.request import TurnOptions, build_body
+from llmost_cli.store import Message, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from llmost_cli.client import Client
+    from llmost_cli.config import Settings
+    from llmost_cli.events import Usage
+    from llmost_cli.render import UI, AnswerWriter
+    from llmost_cli.store import Conversation, Store
+    from llmost_cli.tools import LocalTool
+
+# name, arguments, one line of help; the order of /help
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("/help", "", "list these commands"),
+    ("/exit", "", "leave the chat (also /quit, Ctrl-D)"),
+    ("/quit", "", "leave the chat"),
+    ("/clear", "", "forget the conversation so far (the system prompt stays)"),
+    ("/model", "[ID]", "show the model, or switch to model ID"),
+    ("/system", "[TEXT]", "show the system prompt, or set it (@path reads a file)"),
+    ("/image", "PATH_OR_URL", "attach an image to your next message"),
+    ("/prefill", "TEXT", "start the next answer with TEXT"),
+    ("/retry", "", "ask for the last answer again"),
+    ("/undo", "", "drop your last message and its answer"),
+    ("/history", "", "show the conversation"),
+    ("/usage", "", "tokens (and cost) of this session"),
+    ("/set", "KEY VALUE", "set a sampling parameter: " + ", ".join(params.SAMPLING)),
+    ("/save", "NAME", "name this conversation (resume it with: llmost chat --session NAME)"),
+    ("/load", "NAME", "switch to a saved conversation"),
+)
+COMMAND_NAMES = tuple(name for name, _, _ in COMMANDS)
+# These end the process (after the partial answer is stored); other errors end only a turn.
+_FATAL = (Terminated, OutputClosed, Interrupted)
+_COMMAND = re.compile(r"(/\S*)\s*(.*)", re.DOTALL)
+
+
+@dataclass
+class ChatOptions(TurnOptions):
+    prompt: list[str] = field(default_factory=list)
+    yes: bool = False
+
+
+def run(
+    opts: ChatOptions, ui: UI, *, profile: str | None, log: Callable[[str], None] | None
+) -> int:
+    interactive = sys.stdin is not None and sys.stdin.isatty()
+    with ExitStack() as stack:
+        session = open_session(opts, ui, stack, profile=profile, log=log, interactive=interactive)
+        if interactive:
+            session.greet()
+        first = " ".join(opts.prompt)
+        if first.strip():
+            session.handle(first, commands=False)
+        if interactive:
+            from llmost_cli import repl
+
+            lines = repl.read_lines(COMMAND_NAMES, session.settings.base_url, warn=ui.warn)
+        else:
+            lines = stdin_lines(sys.stdin.buffer if sys.stdin is not None else None)
+        return session.run_lines(lines)
+
+
+def open_session(
+    opts: ChatOptions,
+    ui: UI,
+    stack: ExitStack,
+    *,
+    profile: str | None,
+    log: Callable[[str], None] | None = None,
+    interactive: bool,
+) -> Session:
+    """Check the options, open the store and the HTTP client (closed with ``stack``)."""
+    settings = config.resolve(config.load_file(), profile, opts.overrides())
+    system = conversation.read_text_arg(settings.system, "--system") if settings.system else None
+    offered = offered_tools(opts, settings)
+    local = tools.declared_tools(settings.tools) if (opts.tool or opts.tools_all) else {}
+    build_body(settings, [], opts, tools=offered)  # bad option combinations fail now, not later
+    images = [conversation.image_url(spec) for spec in opts.image]
+    api_key = settings.api_key()  # a missing key is an error before the REPL starts
+    from llmost_cli.client import Client
+
+    store, conv = stack.enter_context(open_store(opts, settings, ui))
+    client = stack.enter_context(
+        Client(
+            settings.base_url,
+            api_key,
+            timeout=settings.timeout,
+            retries=settings.retries,
+            log=log,
+        )
+    )
+    session = Session(
+        settings,
+        opts,
+        ui,
+        client,
+        store,
+        conv,
+        system=system,
+        tools=offered,
+        interactive=interactive,
+    )
+    session.images = images
+    session.local = local
+    session.run_tools = opts.yes or interactive
+    if interactive and not opts.yes:
+        session.confirm = _ask_on_terminal
+    return session
+
+
+def _ask_on_terminal(question: str) -> bool:
+    from llmost_cli import repl
+
+    return repl.yes_no(question)
+
+
+@contextmanager
+def open_store(
+    opts: TurnOptions, settings: Settings, ui: UI
+) -> Iterator[tuple[Store | None, Conversation | None]]:
+    """The store, and the conversation to resume (None: a new one, created at the first save)."""
+    from llmost_cli import paths
+    from llmost_cli.store import Store
+
+    try:
+        store = Store(paths.database_file())
+    except StoreError as exc:
+        if opts.continue_ or opts.session:
+            raise
+        ui.warn(f"{exc.message}; this conversation will not be saved")
+        yield None, None
+        return
+    try:
+        conv: Conversation | None = None
+        if opts.session:
+            conv = store.get_or_create(opts.session, settings.model)
+        elif opts.continue_:
+            conv = store.latest()
+        yield store, conv
+    finally:
+        store.close()
+
+
+def stdin_lines(stream: BinaryIO | None) -> Iterator[str]:
+    """One message per line; read lazily, so a script can wait for each answer."""
+    if stream is None:
+        return
+    for raw in stream:
+        yield raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
+
+
+class Session:
+    """One chat: the conversation so far, what the next turn carries, and the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        opts: TurnOptions,
+        ui: UI,
+        client: Client,
+        store: Store | None,
+        conv: Conversation | None,
+        *,
+        system: str | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        interactive: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.opts = opts
+        self.ui = ui
+        self.client = client
+        self.store = store
+        self.conv: Conversation | None = None
+        self.tools = tools
+        self._tools_saved = False
+        self.local: dict[str, LocalTool] = {}  # declared tools offered in this chat
+        self.run_tools = interactive  # line mode runs them only with --yes
+        self.confirm: Callable[[str], bool] | None = None  # None: run without asking
+        self.interactive = interactive
+        self.markdown = interactive and use_markdown(opts, settings)
+        self.history: list[Message] = []
+        self._system_arg = system  # -s or the profile's: wins over a stored one
+        self.system = system
+        self._system_stored: str | None = None  # the system prompt the store already has
+        self.images: list[str] = []  # attached to the next message
+        self.prefill: str | None = opts.prefill  # the next answer only
+        self.usages: list[tuple[Usage, str | None]] = []
+        self.failure: LlmostError | None = None  # the first one: line mode's exit code
+        if conv is not None:
+            self._enter(conv)
+
+    # -- input --------------------------------------------------------------------------------
+
+    def run_lines(self, lines: Iterable[str]) -> int:
+        """Handle lines until they end or /exit. Exit code: 0, or in line mode the first error's."""
+        for line in lines:
+            try:
+                if not self.handle(line):
+                    break
+            except KeyboardInterrupt:
+                if not self.interactive:
+                    raise
+                self.ui.err.write("\n")
+        if self.interactive or self.failure is None:
+            return 0
+        return int(self.failure.exit_code)
+
+    def handle(self, line: str, *, commands: bool = True) -> bool:
+        """A slash command or a message; False when the user asked to leave."""
+        stripped = line.strip()
+        if not stripped:
+            return True
+        try:
+            if commands and stripped.startswith("/") and not stripped.startswith("//"):
+                return self.command(stripped)
+            if commands and stripped.startswith("//"):  # a message that starts with a slash
+                line = line.lstrip()[1:]
+            self.send(line)
+        except _FATAL:
+            raise
+        except LlmostError as exc:
+            self.ui.error(exc)
+            self._fail(exc)
+        return True
+
+    def greet(self) -> None:
+        model = self.settings.model or "the account's default model"
+        if self.conv is not None and self.history:
+            name = self.conv.name or self.conv.id
+            self.ui.note(f"continuing {name} ({len(self.history)} messages) with {model}")
+        else:
+            self.ui.note(f"chatting with {model}")
+        self.ui.note("/help lists the commands; Alt-Enter adds a line; Ctrl-D leaves")
+
+    # -- turns --------------------------------------------------------------------------------
+
+    def send(self, text: str) -> None:
+        content = conversation.user_content(text, self.images)
+        self.images = []
+        self._turn(content)
+
+    def _turn(self, content: str | list[dict[str, Any]]) -> None:
+        user = {"role": "user", "content": content}
+        context = [m for m in self.history if m.role != "system"]
+        messages = conversation.build_messages(
+            context, system=self.system, new=[user], prefill=self.prefill
+        )
+        prefill, self.prefill = self.prefill or "", None
+        outcome = self._ask(messages, prefill)
+        self._save(content, outcome)
+        rounds = 0
+        while self._should_run_tools(outcome, rounds):
+            rounds += 1
+            results = [self._call(call) for call in outcome.reply.tool_calls]
+            self.history.extend(results)
+            self._persist(results)
+            context = [m for m in self.history if m.role != "system"]
+            outcome = self._ask(conversation.build_messages(context, system=self.system), "")
+            self._keep(outcome)
+        self._report(outcome)
+
+    def _ask(self, messages: list[dict[str, Any]], prefill: str) -> Outcome:
+        body = build_body(self.settings, messages, self.opts, tools=self.tools)
+        outcome = stream_answer(self.client, body, prefill, self._writer())
+        reply = outcome.reply
+        if reply.usage is not None:
+            self.usages.append((reply.usage, reply.model or self.settings.model))
+        return outcome
+
+    def _keep(self, outcome: Outcome) -> None:
+        """Store the answer of a tool round (the user message is stored already)."""
+        reply = outcome.reply
+        if not reply.empty or outcome.error is None:
+            message = reply.to_message()
+            self.history.append(message)
+            self._persist([message])
+
+    def _should_run_tools(self, outcome: Outcome, rounds: int) -> bool:
+        calls = outcome.reply.tool_calls
+        if outcome.error is not None or not calls:
+            return False
+        if not self.local:
+            self.ui.warn(
+                "the model asked to call tools, which chat runs only when they are declared in "
+                "the config file (--tool NAME); answer them with: "
+                "llmost ask -c --tool-result ID=VALUE"
+            )
+            return False
+        if not tools.runnable(calls, self.local):
+            unknown = sorted({c.name for c in calls if c.name not in self.local})
+            self.ui.warn(f"the model called a tool that is not declared: {', '.join(unknown)}")
+            self.ui.tool_calls(calls)
+            return False
+        if not self.run_tools:
+            self.ui.warn(
+                "not running declared tools: chat reads messages from standard input, so it "
+                "cannot ask first; pass --yes to run them"
+            )
+            return False
+        limit = self.settings.max_tool_rounds
+        if rounds >= limit:
+            self.ui.warn(f"stopped after {limit} tool rounds (max_tool_rounds)")
+            self.ui.tool_calls(calls)  # unanswered: ask -c --tool-result can answer them
+            return False
+        return True
+
+    def _call(self, call: conversation.ToolCall) -> Message:
+        """Run one call of a declared tool, after asking; the message that carries its result."""
+        tool = self.local[call.name]
+        command = " ".join(shlex.quote(a) for a in tool.command)
+        shown = f"{call.name}: {command} <<< {call.arguments}"
+        if self.confirm is not None:
+            self.ui.note(f"the model wants to run tool {shown}")
+            if not self.confirm(f"run {call.name}?"):
+                self.ui.note(f"not running {call.name}; the model is told you declined")
+                return _declined(call)
+        else:
+            self.ui.note(f"running tool {shown}")
+        result = tools.run_tool(tool, call.arguments)
+        if result.note:
+            (self.ui.note if result.ok else self.ui.warn)(result.note)
+        return tools.result_message(call, result)
+
+    def _writer(self) -> AnswerWriter:
+        writer = self.ui.answer_writer(markdown=self.markdown)
+        # Calls that will run are shown as they run; the others are printed (DESIGN.md §2).
+        writer.show_tool_calls = not self._runs_tools
+        return writer
+
+    @property
+    def _runs_tools(self) -> bool:
+        return bool(self.local) and self.run_tools
+
+    def _save(self, content: str | list[dict[str, Any]], outcome: Outcome) -> None:
+        new: list[Message] = []
+        if self.system and self.system != self._system_stored:
+            new.append(Message(role="system", content=self.system))
+        new.append(Message(role="user", content=content))
+        reply = outcome.reply
+        # A reply cut off before its first token has nothing worth keeping; /retry asks again.
+        if not reply.empty or reply.prefill or outcome.error is None:
+            new.append(reply.to_message())
+        self.history.extend(new)
+        if self.system:
+            self._system_stored = self.system
+        self._persist(new)
+
+    def _persist(self, new: list[Message]) -> None:
+        if self.store is None:
+            return
+        try:
+            if self.conv is None:
+                self.conv = self.store.create(model=self.settings.model)
+            self.store.append(self.conv.id, new)
+            if self.tools and not self._tools_saved:  # `ask -c --tool-result` offers them again
+                self.store.set_tools(self.conv.id, self.tools)
+                self._tools_saved = True
+        except StoreError as exc:
+            self.ui.warn(f"{exc.message}; this exchange was not saved")
+
+    def _report(self, outcome: Outcome) -> None:
+        reply, error = outcome.reply, outcome.error
+        if isinstance(error, Interrupted) and self.interactive:
+            self.ui.note("stopped; the partial answer is kept")
+        elif isinstance(error, _FATAL):
+            raise error
+        elif error is not None:
+            self.ui.error(error)
+            self._fail(error)
+        elif reply.finish_reason in ("length", "content_filter"):
+            why = "max_tokens reached" if reply.finish_reason == "length" else "content filter"
+            self.ui.warn(f"the answer was cut off ({reply.finish_reason}: {why})")
+        elif reply.empty and reply.tool_calls:
+            pass  # _should_run_tools said why they were not run
+        elif reply.empty and not reply.prefill:
+            self.ui.warn("the model returned an empty answer")
+
+    def _fail(self, exc: LlmostError) -> None:
+        if self.failure is None:
+            self.failure = exc
+
+    def _enter(self, conv: Conversation) -> None:
+        """Make ``conv`` the current conversation: its messages, system prompt and model."""
+        self.conv, self._tools_saved = conv, False
+        self.history = self.store.messages(conv.id) if self.store is not None else []
+        stored = [m.content for m in self.history if m.role == "system"]
+        self._system_stored = stored[-1] if stored and isinstance(stored[-1], str) else None
+        self.system = self._system_arg or self._system_stored
+        if conv.model and self.opts.model is None:
+            self.settings.model = conv.model
+
+    # -- slash commands -----------------------------------------------------------------------
+
+    def command(self, line: str) -> bool:
+        match = _COMMAND.fullmatch(line)
+        assert match is not None
+        name, arg = match.group(1).lower(), match.group(2)
+        if name in ("/exit", "/quit"):
+            return False
+        if name not in COMMAND_NAMES:
+            raise UsageError(f"unknown command {name}", hint="/help lists the commands")
+        handler = getattr(self, "cmd_" + name[1:])
+        handler(arg)
+        return True
+
+    def say(self, text: str) -> None:
+        """Command output: stderr, so that stdout carries answers only."""
+        self.ui.err.write(text + "\n")
+        self.ui.err.flush()
+
+    def cmd_help(self, arg: str) -> None:
+        width = max(len(f"{n} {a}") for n, a, _ in COMMANDS)
+        lines = [f"  {f'{n} {a}'.ljust(width)}  {h}" for n, a, h in COMMANDS]
+        lines.append("  Start a message with // to send it with a leading slash.")
+        self.say("\n".join(lines))
+
+    def cmd_clear(self, arg: str) -> None:
+        if self.store is not None and self.conv is not None:
+            self.store.clear(self.conv.id)
+        self.history, self._system_stored = [], None
+        self.images, self.prefill = [], None
+        self.ui.note("conversation cleared")
+
+    def cmd_model(self, arg: str) -> None:
+        model = arg.strip()
+        if not model:
+            self.ui.note(f"model: {self.settings.model or 'the account default'}")
+            return
+        self.settings.model = model
+        if self.store is not None and self.conv is not None:
+            self.store.set_model(self.conv.id, model)
+        self.ui.note(f"model: {model}")
+
+    def cmd_system(self, arg: str) -> None:
+        if not arg.strip():
+            self.say(self.system if self.system else "(no system prompt)")
+            return
+        self.system = conversation.read_text_arg(arg.strip(), "/system")
+        self.ui.note("system prompt set")
+
+    def cmd_image(self, arg: str) -> None:
+        if not arg.strip():
+            raise UsageError("usage: /image PATH_OR_URL")
+        self.images.append(conversation.image_url(arg.strip()))
+        self.ui.note(f"{len(self.images)} image(s) attached to your next message")
+
+    def cmd_prefill(self, arg: str) -> None:
+        if not arg:
+            raise UsageError("usage: /prefill TEXT")
+        self.prefill = arg
+        self.ui.note("the next answer will start with your prefill")
+
+    def cmd_retry(self, arg: str) -> None:
+        last = self._last_user_index()
+        if last is None:
+            self.ui.note("nothing to retry")
+            return
+        content = self.history[last].content
+        self._drop_from(last)
+        self._turn(content if content is not None else "")
+
+    def cmd_undo(self, arg: str) -> None:
+        last = self._last_user_index()
+        if last is None:
+            self.ui.note("nothing to undo")
+            return
+        self._drop_from(last)
+        self.ui.note("dropped your last message and its answer")
+
+    def _last_user_index(self) -> int | None:
+        users = [i for i, m in enumerate(self.history) if m.role == "user"]
+        return users[-1] if users else None
+
+    def _drop_from(self, index: int) -> None:
+        if self.store is not None and self.conv is not None:
+            self.store.drop_last_exchange(self.conv.id)
+        del self.history[index:]
+
+    def cmd_history(self, arg: str) -> None:
+        if not self.history and not self.system:
+            self.say("(the conversation is empty)")
+            return
+        shown = list(self.history)
+        if self.system and self.system != self._system_stored:
+            shown.insert(0, Message(role="system", content=self.system))
+        self.say("\n\n".join(describe(m) for m in shown))
+
+    def cmd_usage(self, arg: str) -> None:
+        from llmost_cli.render import format_cost
+
+        def total(name: str) -> int:
+            return sum(getattr(u, name) or 0 for u, _ in self.usages)
+
+        n = len(self.usages)
+        text = (
+            f"this session: {n} answer{'s' if n != 1 else ''}, {total('prompt_tokens')} prompt"
+            f" + {total('completion_tokens')} completion = {total('total_tokens')} tokens"
+        )
+        cost = self._cost()
+        if cost is not None:
+            text += f", cost {format_cost(cost)}"
+        self.ui.note(text)
+
+    def _cost(self) -> float | None:
+        try:
+            from llmost_cli.models import session_cost
+        except ImportError:
+            return None
+        return session_cost(self.usages, self.settings.base_url)
+
+    def cmd_set(self, arg: str) -> None:
+        key, _, value = arg.strip().partition(" ")
+        if not key:
+            shown = ", ".join(f"{k}={v!r}" for k, v in self.settings.sampling.items())
+            self.ui.note(f"sampling: {shown or 'server defaults'}")
+            return
+        if key not in params.SAMPLING:
+            known = ", ".join(params.SAMPLING)
+            raise UsageError(f"/set: unknown parameter {key!r}; known: {known}")
+        if not value.strip():
+            raise UsageError(f"usage: /set {key} VALUE")
+        checked = params.parse_text_value(key, value.strip(), source=f"/set {key}")
+        self.settings.sampling[key] = checked
+        self.ui.note(f"{key} = {json.dumps(checked, ensure_ascii=False)}")
+
+    def cmd_save(self, arg: str) -> None:
+        name = arg.strip()
+        if not name:
+            raise UsageError("usage: /save NAME")
+        store = self._need_store()
+        if self.conv is None:
+            self.conv = store.create(name=name, model=self.settings.model)
+            store.append(self.conv.id, self.history)
+        else:
+            store.rename(self.conv.id, name)
+            self.conv.name = name
+        self.ui.note(f"saved as {name!r}; resume it with: llmost chat --session {name}")
+
+    def cmd_load(self, arg: str) -> None:
+        name = arg.strip()
+        if not name:
+            raise UsageError("usage: /load NAME")
+        conv = self._need_store().get(name)
+        if conv is None:
+            raise UsageError(f"no saved conversation {name!r}")
+        self._enter(conv)
+        self.images, self.prefill = [], None
+        self.ui.note(f"loaded {name!r}: {len(self.history)} messages")
+
+    def _need_store(self) -> Store:
+        if self.store is None:
+            raise StoreError("the conversation store is not available in this session")
+        return self.store
+
+
+def _declined(call: conversation.ToolCall) -> Message:
+    return Message(
+        role="tool",
+        content=f"The user declined to run {call.name}; do not call it again for this request.",
+        tool_call_id=call.id,
+        name=call.name,
+    )
+
+
+def describe(message: Message) -> str:
+    """A message as /history shows it."""
+    label = {"user": "you", "assistant": "assistant", "system": "system"}.get(
+        message.role, message.role
+    )
+    content = message.content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                parts.append(str(part.get("text", "")))
+            else:
+                parts.append("[image]")
+        text = "\n".join(parts)
+    else:
+        text = content or ""
+    for call in message.tool_calls or []:
+        fn = call.get("function", {})
+        text += f"\n[tool call {fn.get('name')}({fn.get('arguments', '')})]"
+    if message.partial:
+        text += " [cut off]"
+    return f"{label}: {text.strip()}"
