@@ -1,4 +1,4 @@
-"""``llmost chat``: a conversation session, its slash commands, and the line-by-line mode.
+"""``llmost chat``: a conversation session (turns, tools, storage) and the line-by-line mode.
 
 The terminal REPL (prompt_toolkit) lives in ``repl.py`` and is imported only when stdin is a
 terminal. Everything here works without one: a session is fed lines, from the REPL or from a
@@ -7,7 +7,6 @@ pipe, and is tested with plain strings.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import sys
@@ -16,7 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from llmost_cli import config, conversation, params, tools
+from llmost_cli import chat_commands, config, conversation, tools
 from llmost_cli.ask import Outcome, offered_tools, stream_answer, use_markdown
 from llmost_cli.errors import (
     Interrupted,
@@ -38,25 +37,6 @@ if TYPE_CHECKING:
     from llmost_cli.store import Conversation, Store
     from llmost_cli.tools import LocalTool
 
-# name, arguments, one line of help; the order of /help
-COMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("/help", "", "list these commands"),
-    ("/exit", "", "leave the chat (also /quit, Ctrl-D)"),
-    ("/quit", "", "leave the chat"),
-    ("/clear", "", "forget the conversation so far (the system prompt stays)"),
-    ("/model", "[ID]", "show the model, or switch to model ID"),
-    ("/system", "[TEXT]", "show the system prompt, or set it (@path reads a file)"),
-    ("/image", "PATH_OR_URL", "attach an image to your next message"),
-    ("/prefill", "TEXT", "start the next answer with TEXT"),
-    ("/retry", "", "ask for the last answer again"),
-    ("/undo", "", "drop your last message and its answer"),
-    ("/history", "", "show the conversation"),
-    ("/usage", "", "tokens (and cost) of this session"),
-    ("/set", "KEY VALUE", "set a sampling parameter: " + ", ".join(params.SAMPLING)),
-    ("/save", "NAME", "name this conversation (resume it with: llmost chat --session NAME)"),
-    ("/load", "NAME", "switch to a saved conversation"),
-)
-COMMAND_NAMES = tuple(name for name, _, _ in COMMANDS)
 # These end the process (after the partial answer is stored); other errors end only a turn.
 _FATAL = (Terminated, OutputClosed, Interrupted)
 _COMMAND = re.compile(r"(/\S*)\s*(.*)", re.DOTALL)
@@ -82,7 +62,9 @@ def run(
         if interactive:
             from llmost_cli import repl
 
-            lines = repl.read_lines(COMMAND_NAMES, session.settings.base_url, warn=ui.warn)
+            lines = repl.read_lines(
+                chat_commands.COMMAND_NAMES, session.settings.base_url, warn=ui.warn
+            )
         else:
             lines = stdin_lines(sys.stdin.buffer if sys.stdin is not None else None)
         return session.run_lines(lines)
@@ -209,13 +191,13 @@ class Session:
         self.history: list[Message] = []
         self._system_arg = system  # -s or the profile's: wins over a stored one
         self.system = system
-        self._system_stored: str | None = None  # the system prompt the store already has
+        self.system_stored: str | None = None  # the system prompt the store already has
         self.images: list[str] = []  # attached to the next message
         self.prefill: str | None = opts.prefill  # the next answer only
         self.usages: list[tuple[Usage, str | None]] = []
         self.failure: LlmostError | None = None  # the first one: line mode's exit code
         if conv is not None:
-            self._enter(conv)
+            self.enter(conv)
 
     # -- input --------------------------------------------------------------------------------
 
@@ -265,9 +247,9 @@ class Session:
     def send(self, text: str) -> None:
         content = conversation.user_content(text, self.images)
         self.images = []
-        self._turn(content)
+        self.turn(content)
 
-    def _turn(self, content: str | list[dict[str, Any]]) -> None:
+    def turn(self, content: str | list[dict[str, Any]]) -> None:
         user = {"role": "user", "content": content}
         context = [m for m in self.history if m.role != "system"]
         messages = conversation.build_messages(
@@ -361,7 +343,7 @@ class Session:
 
     def _save(self, content: str | list[dict[str, Any]], outcome: Outcome) -> None:
         new: list[Message] = []
-        if self.system and self.system != self._system_stored:
+        if self.system and self.system != self.system_stored:
             new.append(Message(role="system", content=self.system))
         new.append(Message(role="user", content=content))
         reply = outcome.reply
@@ -370,7 +352,7 @@ class Session:
             new.append(reply.to_message())
         self.history.extend(new)
         if self.system:
-            self._system_stored = self.system
+            self.system_stored = self.system
         self._persist(new)
 
     def _persist(self, new: list[Message]) -> None:
@@ -407,13 +389,13 @@ class Session:
         if self.failure is None:
             self.failure = exc
 
-    def _enter(self, conv: Conversation) -> None:
+    def enter(self, conv: Conversation) -> None:
         """Make ``conv`` the current conversation: its messages, system prompt and model."""
         self.conv, self._tools_saved = conv, False
         self.history = self.store.messages(conv.id) if self.store is not None else []
         stored = [m.content for m in self.history if m.role == "system"]
-        self._system_stored = stored[-1] if stored and isinstance(stored[-1], str) else None
-        self.system = self._system_arg or self._system_stored
+        self.system_stored = stored[-1] if stored and isinstance(stored[-1], str) else None
+        self.system = self._system_arg or self.system_stored
         if conv.model and self.opts.model is None:
             self.settings.model = conv.model
 
@@ -425,160 +407,16 @@ class Session:
         name, arg = match.group(1).lower(), match.group(2)
         if name in ("/exit", "/quit"):
             return False
-        if name not in COMMAND_NAMES:
+        if name not in chat_commands.COMMAND_NAMES:
             raise UsageError(f"unknown command {name}", hint="/help lists the commands")
-        handler = getattr(self, "cmd_" + name[1:])
-        handler(arg)
+        handler = getattr(chat_commands, "cmd_" + name[1:])
+        handler(self, arg)
         return True
 
     def say(self, text: str) -> None:
         """Command output: stderr, so that stdout carries answers only."""
         self.ui.err.write(text + "\n")
         self.ui.err.flush()
-
-    def cmd_help(self, arg: str) -> None:
-        width = max(len(f"{n} {a}") for n, a, _ in COMMANDS)
-        lines = [f"  {f'{n} {a}'.ljust(width)}  {h}" for n, a, h in COMMANDS]
-        lines.append("  Start a message with // to send it with a leading slash.")
-        self.say("\n".join(lines))
-
-    def cmd_clear(self, arg: str) -> None:
-        if self.store is not None and self.conv is not None:
-            self.store.clear(self.conv.id)
-        self.history, self._system_stored = [], None
-        self.images, self.prefill = [], None
-        self.ui.note("conversation cleared")
-
-    def cmd_model(self, arg: str) -> None:
-        model = arg.strip()
-        if not model:
-            self.ui.note(f"model: {self.settings.model or 'the account default'}")
-            return
-        self.settings.model = model
-        if self.store is not None and self.conv is not None:
-            self.store.set_model(self.conv.id, model)
-        self.ui.note(f"model: {model}")
-
-    def cmd_system(self, arg: str) -> None:
-        if not arg.strip():
-            self.say(self.system if self.system else "(no system prompt)")
-            return
-        self.system = conversation.read_text_arg(arg.strip(), "/system")
-        self.ui.note("system prompt set")
-
-    def cmd_image(self, arg: str) -> None:
-        if not arg.strip():
-            raise UsageError("usage: /image PATH_OR_URL")
-        self.images.append(conversation.image_url(arg.strip()))
-        self.ui.note(f"{len(self.images)} image(s) attached to your next message")
-
-    def cmd_prefill(self, arg: str) -> None:
-        if not arg:
-            raise UsageError("usage: /prefill TEXT")
-        self.prefill = arg
-        self.ui.note("the next answer will start with your prefill")
-
-    def cmd_retry(self, arg: str) -> None:
-        last = self._last_user_index()
-        if last is None:
-            self.ui.note("nothing to retry")
-            return
-        content = self.history[last].content
-        self._drop_from(last)
-        self._turn(content if content is not None else "")
-
-    def cmd_undo(self, arg: str) -> None:
-        last = self._last_user_index()
-        if last is None:
-            self.ui.note("nothing to undo")
-            return
-        self._drop_from(last)
-        self.ui.note("dropped your last message and its answer")
-
-    def _last_user_index(self) -> int | None:
-        users = [i for i, m in enumerate(self.history) if m.role == "user"]
-        return users[-1] if users else None
-
-    def _drop_from(self, index: int) -> None:
-        if self.store is not None and self.conv is not None:
-            self.store.drop_last_exchange(self.conv.id)
-        del self.history[index:]
-
-    def cmd_history(self, arg: str) -> None:
-        if not self.history and not self.system:
-            self.say("(the conversation is empty)")
-            return
-        shown = list(self.history)
-        if self.system and self.system != self._system_stored:
-            shown.insert(0, Message(role="system", content=self.system))
-        self.say("\n\n".join(describe(m) for m in shown))
-
-    def cmd_usage(self, arg: str) -> None:
-        from llmost_cli.render import format_cost
-
-        def total(name: str) -> int:
-            return sum(getattr(u, name) or 0 for u, _ in self.usages)
-
-        n = len(self.usages)
-        text = (
-            f"this session: {n} answer{'s' if n != 1 else ''}, {total('prompt_tokens')} prompt"
-            f" + {total('completion_tokens')} completion = {total('total_tokens')} tokens"
-        )
-        cost = self._cost()
-        if cost is not None:
-            text += f", cost {format_cost(cost)}"
-        self.ui.note(text)
-
-    def _cost(self) -> float | None:
-        try:
-            from llmost_cli.models import session_cost
-        except ImportError:
-            return None
-        return session_cost(self.usages, self.settings.base_url)
-
-    def cmd_set(self, arg: str) -> None:
-        key, _, value = arg.strip().partition(" ")
-        if not key:
-            shown = ", ".join(f"{k}={v!r}" for k, v in self.settings.sampling.items())
-            self.ui.note(f"sampling: {shown or 'server defaults'}")
-            return
-        if key not in params.SAMPLING:
-            known = ", ".join(params.SAMPLING)
-            raise UsageError(f"/set: unknown parameter {key!r}; known: {known}")
-        if not value.strip():
-            raise UsageError(f"usage: /set {key} VALUE")
-        checked = params.parse_text_value(key, value.strip(), source=f"/set {key}")
-        self.settings.sampling[key] = checked
-        self.ui.note(f"{key} = {json.dumps(checked, ensure_ascii=False)}")
-
-    def cmd_save(self, arg: str) -> None:
-        name = arg.strip()
-        if not name:
-            raise UsageError("usage: /save NAME")
-        store = self._need_store()
-        if self.conv is None:
-            self.conv = store.create(name=name, model=self.settings.model)
-            store.append(self.conv.id, self.history)
-        else:
-            store.rename(self.conv.id, name)
-            self.conv.name = name
-        self.ui.note(f"saved as {name!r}; resume it with: llmost chat --session {name}")
-
-    def cmd_load(self, arg: str) -> None:
-        name = arg.strip()
-        if not name:
-            raise UsageError("usage: /load NAME")
-        conv = self._need_store().get(name)
-        if conv is None:
-            raise UsageError(f"no saved conversation {name!r}")
-        self._enter(conv)
-        self.images, self.prefill = [], None
-        self.ui.note(f"loaded {name!r}: {len(self.history)} messages")
-
-    def _need_store(self) -> Store:
-        if self.store is None:
-            raise StoreError("the conversation store is not available in this session")
-        return self.store
 
 
 def _declined(call: conversation.ToolCall) -> Message:
@@ -588,27 +426,3 @@ def _declined(call: conversation.ToolCall) -> Message:
         tool_call_id=call.id,
         name=call.name,
     )
-
-
-def describe(message: Message) -> str:
-    """A message as /history shows it."""
-    label = {"user": "you", "assistant": "assistant", "system": "system"}.get(
-        message.role, message.role
-    )
-    content = message.content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "text":
-                parts.append(str(part.get("text", "")))
-            else:
-                parts.append("[image]")
-        text = "\n".join(parts)
-    else:
-        text = content or ""
-    for call in message.tool_calls or []:
-        fn = call.get("function", {})
-        text += f"\n[tool call {fn.get('name')}({fn.get('arguments', '')})]"
-    if message.partial:
-        text += " [cut off]"
-    return f"{label}: {text.strip()}"

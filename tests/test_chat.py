@@ -23,15 +23,8 @@ from typing import Any
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.chat import (
-    COMMAND_NAMES,
-    COMMANDS,
-    ChatOptions,
-    Session,
-    describe,
-    open_session,
-    stdin_lines,
-)
+from llmost_cli.chat import ChatOptions, Session, open_session, stdin_lines
+from llmost_cli.chat_commands import COMMAND_NAMES, COMMANDS, describe
 from llmost_cli.errors import ConfigError, ExitCode, Interrupted, UsageError
 from llmost_cli.render import UI
 from llmost_cli.repl import cached_model_ids, completions
