@@ -16,9 +16,18 @@ from llmost_cli.main import State
 if TYPE_CHECKING:
     from llmost_cli.render import UI
 
+ROOT_HELP = """Chat with LLMost (or any OpenAI-compatible server) from the terminal.
+
+\b
+Examples:
+  llmost config set api_key                     # once: store the key
+  git diff | llmost ask "review this change"    # one-shot, in a pipeline
+  llmost chat                                   # interactive; /help inside
+"""
+
 app = typer.Typer(
     name="llmost",
-    help="Chat with LLMost (or any OpenAI-compatible server) from the terminal.",
+    help=ROOT_HELP,
     no_args_is_help=True,
     add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -149,6 +158,7 @@ Examples:
   llmost chat -m anthropic/claude-3.5-sonnet
   llmost chat --session refactor          # resume (or start) a named conversation
   printf 'hi\\nand again\\n' | llmost chat  # scripted multi-turn
+  llmost chat --tool get_weather          # asks y/N before running a declared tool
 """
 
 

@@ -11,8 +11,20 @@ import typer
 from llmost_cli import config, params, paths
 from llmost_cli.errors import ConfigError, UsageError
 
+CONFIG_HELP = """Show and change settings (config file, profiles, API key).
+
+Settings come from, in order: command-line flags, LLMOST_* environment variables, the active
+profile (--profile NAME or LLMOST_PROFILE), then defaults.
+
+\b
+Examples:
+  llmost config set api_key                 # typed hidden, stored 0600
+  llmost config set api_key_cmd "pass show llmost"
+  llmost --profile local config set base_url http://127.0.0.1:8080/v1
+"""
+
 config_app = typer.Typer(
-    help="Show and change settings (config file, profiles, API key).",
+    help=CONFIG_HELP,
     no_args_is_help=True,
 )
 
@@ -55,13 +67,25 @@ def _check_key(key: str) -> None:
 
 @config_app.command("path")
 def path_cmd() -> None:
-    """Print the path of the config file."""
+    """Print the path of the config file (LLMOST_CONFIG overrides it).
+
+    \b
+    Examples:
+      llmost config path
+      cat "$(llmost config path)"
+    """
     typer.echo(str(paths.config_file()))
 
 
 @config_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
-    """List the settings in effect (API key masked), with their source."""
+    """List the settings in effect (API key masked), with their source.
+
+    \b
+    Examples:
+      llmost config list
+      llmost --profile local config list
+    """
     _, _, values = _effective(ctx)
     for key in params.CONFIG_KEYS:
         if key in values:
@@ -71,7 +95,13 @@ def list_cmd(ctx: typer.Context) -> None:
 
 @config_app.command("get")
 def get_cmd(ctx: typer.Context, key: KeyArg) -> None:
-    """Print one setting (the API key masked); nothing if it is not set."""
+    """Print one setting (the API key masked); nothing if it is not set.
+
+    \b
+    Examples:
+      llmost config get model
+      test -n "$(llmost config get api_key)" || echo "no key yet"
+    """
     _check_key(key)
     _, _, values = _effective(ctx)
     if key in values:
@@ -126,7 +156,13 @@ def _read_secret() -> str:
 
 @config_app.command("unset")
 def unset_cmd(ctx: typer.Context, key: KeyArg) -> None:
-    """Remove a key from the active profile."""
+    """Remove a key from the active profile.
+
+    \b
+    Examples:
+      llmost config unset temperature
+      llmost --profile local config unset base_url
+    """
     _check_key(key)
     cfg = config.load_file()
     profile = _profile(ctx, cfg)
@@ -138,7 +174,13 @@ def unset_cmd(ctx: typer.Context, key: KeyArg) -> None:
 
 @config_app.command("edit")
 def edit_cmd() -> None:
-    """Open the config file in $VISUAL or $EDITOR, then check it."""
+    """Open the config file in $VISUAL or $EDITOR, then check it.
+
+    \b
+    Examples:
+      llmost config edit
+      EDITOR=nano llmost config edit
+    """
     import shlex
     import subprocess
 
