@@ -12,18 +12,24 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(300)
-def test_wheel_has_the_package_and_no_tests(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
     # --no-isolation: the build backend comes from the test extra; nothing is downloaded
     proc = subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (wheel,) = tmp_path.glob("llmost-*.whl")
+    (built,) = out.glob("llmost-*.whl")
+    return built
+
+
+@pytest.mark.timeout(300)
+def test_wheel_has_the_package_and_no_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     modules = {Path(n).name for n in names if n.startswith("llmost_cli/")}
     expected = {p.name for p in (ROOT / "llmost_cli").glob("*.py")}
@@ -35,3 +41,40 @@ def test_wheel_has_the_package_and_no_tests(tmp_path: Path) -> None:
         assert f"Requires-Dist: {requirement}" in text
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "llmost = llmost_cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+@pytest.mark.timeout(300)
+def test_a_plain_install_of_the_wheel_runs(wheel: Path, tmp_path: Path) -> None:
+    """Not the editable install the other tests use: the wheel alone, in a new venv.
+
+    The venv sees the system site-packages for the dependencies (no network here); llmost
+    itself comes only from the wheel.
+    """
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    install = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        "--force-reinstall",
+    ]
+    subprocess.run([*install, str(wheel)], check=True, capture_output=True)
+    where = subprocess.run(
+        [str(python), "-c", "import llmost_cli; print(llmost_cli.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.startswith(str(venv))
+    for args in (["--help"], ["--version"], ["ask", "--help"]):
+        proc = subprocess.run(
+            [str(venv / "bin" / "llmost"), *args], capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "llmost" in proc.stdout

@@ -167,6 +167,11 @@ def test_secrets_audit(
         r = llmost_bare("--debug", "ask", "--retries", "0", "hi", env=env)
         assert r.rc != 0
         outputs += [r.stdout, r.stderr]
+    chat_lines = "hello\n/history\n/usage\n/model\n/set temperature 9\nagain\n"
+    server.add(fs.stream_text("first"), fs.error(401, "bad key"))
+    for args in (["chat", "--session", "audit"], ["--debug", "chat", "-c", "--retries", "0"]):
+        r = llmost_bare(*args, input=chat_lines, env=env)
+        outputs += [r.stdout, r.stderr]
     for args in (["ask", "hi"], ["--debug", "ask", "hi"]):  # insecure URL refused
         r = llmost_bare(*args, env={"LLMOST_BASE_URL": "http://example.com/v1"})
         assert r.rc == 3
