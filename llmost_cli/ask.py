@@ -294,9 +294,13 @@ def _abort(writer: AnswerWriter) -> None:
 
 @contextmanager
 def open_conversation(
-    opts: TurnOptions, settings: Settings, ui: UI, *, dry: bool
+    opts: TurnOptions, settings: Settings, ui: UI, *, create: bool = True, dry: bool = False
 ) -> Iterator[tuple[Store | None, Conversation | None]]:
-    """The store and conversation of this turn; (None, None) when it cannot be opened."""
+    """The store and the conversation of this command; (None, None) when the store is unusable.
+
+    ``create``: start a new conversation now unless one is named or continued (``chat`` passes
+    False and creates it at its first exchange, so an idle session leaves nothing behind).
+    """
     from llmost_cli import paths
     from llmost_cli.store import Store, StoreError
 
@@ -306,47 +310,21 @@ def open_conversation(
         if opts.continue_ or opts.session:
             raise
         if not dry:
-            ui.warn(f"{exc.message}; this answer will not be saved")
+            ui.warn(f"{exc.message}; this conversation will not be saved")
         yield None, None
         return
+    create = create and not dry
     conv: Conversation | None
     try:
         if opts.session:
             conv = store.get_or_create(opts.session, settings.model)
         elif opts.continue_:
-            conv = store.latest() or store.create(model=settings.model)
+            conv = store.latest() or (store.create(model=settings.model) if create else None)
         else:
-            conv = None if dry else store.create(model=settings.model)
+            conv = store.create(model=settings.model) if create else None
         yield store, conv
     finally:
         store.close()
-
-
-def save_exchange(
-    store: Store | None,
-    conv: Conversation | None,
-    user: dict[str, Any],
-    system: str | None,
-    history: list[Any],
-    outcome: Outcome,
-    ui: UI,
-) -> str | None:
-    if store is None or conv is None:
-        return None
-    from llmost_cli.store import Message, StoreError
-
-    new: list[Message] = []
-    if system and not any(m.role == "system" for m in history):
-        new.append(Message(role="system", content=system))
-    new.append(Message(role="user", content=user["content"]))
-    if not outcome.reply.empty or outcome.reply.prefill or outcome.error is None:
-        new.append(outcome.reply.to_message())
-    try:
-        store.append(conv.id, new)
-    except StoreError as exc:
-        ui.warn(f"{exc.message}; this answer was not saved")
-        return None
-    return conv.id
 
 
 def report(outcome: Outcome, opts: AskOptions, ui: UI) -> int:

@@ -11,12 +11,18 @@ import re
 import shlex
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llmost_cli import chat_commands, config, conversation, tools
-from llmost_cli.ask import Outcome, offered_tools, stream_answer, use_markdown
+from llmost_cli.ask import (
+    Outcome,
+    offered_tools,
+    open_conversation,
+    stream_answer,
+    use_markdown,
+)
 from llmost_cli.errors import (
     Interrupted,
     LlmostError,
@@ -89,7 +95,7 @@ def open_session(
     api_key = settings.api_key()  # a missing key is an error before the REPL starts
     from llmost_cli.client import Client
 
-    store, conv = stack.enter_context(open_store(opts, settings, ui))
+    store, conv = stack.enter_context(open_conversation(opts, settings, ui, create=False))
     client = stack.enter_context(
         Client(
             settings.base_url,
@@ -122,33 +128,6 @@ def _ask_on_terminal(question: str) -> bool:
     from llmost_cli import repl
 
     return repl.yes_no(question)
-
-
-@contextmanager
-def open_store(
-    opts: TurnOptions, settings: Settings, ui: UI
-) -> Iterator[tuple[Store | None, Conversation | None]]:
-    """The store, and the conversation to resume (None: a new one, created at the first save)."""
-    from llmost_cli import paths
-    from llmost_cli.store import Store
-
-    try:
-        store = Store(paths.database_file())
-    except StoreError as exc:
-        if opts.continue_ or opts.session:
-            raise
-        ui.warn(f"{exc.message}; this conversation will not be saved")
-        yield None, None
-        return
-    try:
-        conv: Conversation | None = None
-        if opts.session:
-            conv = store.get_or_create(opts.session, settings.model)
-        elif opts.continue_:
-            conv = store.latest()
-        yield store, conv
-    finally:
-        store.close()
 
 
 def stdin_lines(stream: BinaryIO | None) -> Iterator[str]:

@@ -130,3 +130,24 @@ def write_config(home: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def declare_recording_tool(home: Path, marker: Path, *, extra: str = "") -> None:
+    """Declare a local tool get_weather that appends its city to ``marker`` and answers 3 °C.
+
+    ``extra`` goes before the tool table (e.g. a ``[profiles.default]`` table).
+    """
+    script = home / "weather.py"
+    script.write_text(
+        "import json, sys\n"
+        "args = json.load(sys.stdin)\n"
+        f"open({str(marker)!r}, 'a').write(args['city'] + '\\n')\n"
+        "print(json.dumps({'city': args['city'], 'temp_c': 3}))\n"
+    )
+    write_config(
+        home,
+        f"{extra}[tools.get_weather]\n"
+        'description = "Current weather in a city"\n'
+        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n"
+        'parameters = { type = "object", properties = { city = { type = "string" } } }\n',
+    )

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,9 @@ from llmost_cli import paths
 from llmost_cli.errors import ExitCode
 from llmost_cli.store import Message, Store
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, Runner, llmost_executable, write_config
+from tests.conftest import TEST_KEY, Runner, declare_recording_tool, llmost_executable
+
+ROUNDS = "[profiles.default]\nmax_tool_rounds = 2\n"
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -314,27 +315,11 @@ def test_tool_call_in_chat_answered_with_ask_tool_result(
     assert body["messages"][-1]["content"] == "12:00"
 
 
-def declare(home: Path, marker: Path) -> None:
-    script = home / "weather.py"
-    script.write_text(
-        "import json, sys\n"
-        "args = json.load(sys.stdin)\n"
-        f"open({str(marker)!r}, 'a').write(args['city'] + '\\n')\n"
-        "print(json.dumps({'city': args['city'], 'temp_c': 3}))\n"
-    )
-    write_config(
-        home,
-        "[profiles.default]\nmax_tool_rounds = 2\n"
-        "[tools.get_weather]\n"
-        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n",
-    )
-
-
 def test_declared_tools_in_line_mode_run_only_with_yes(
     llmost: Runner, server: fs.FakeServer, isolated_env: Path
 ) -> None:
     marker = isolated_env / "ran.txt"
-    declare(isolated_env, marker)
+    declare_recording_tool(isolated_env, marker, extra=ROUNDS)
     server.add(fs.stream_tool_calls([("c1", "get_weather", '{"city": "Oslo"}')]))
     r = llmost("chat", "--tool", "get_weather", input="weather?\n")
     assert r.rc == 0
@@ -363,7 +348,7 @@ def test_declared_tools_in_line_mode_run_only_with_yes(
 
 
 def test_chat_tool_round_limit(llmost: Runner, server: fs.FakeServer, isolated_env: Path) -> None:
-    declare(isolated_env, isolated_env / "ran.txt")
+    declare_recording_tool(isolated_env, isolated_env / "ran.txt", extra=ROUNDS)
     for i in range(4):
         server.add(fs.stream_tool_calls([(f"c{i}", "get_weather", '{"city": "X"}')]))
     r = llmost("chat", "--tools-all", "--yes", input="loop\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 from llmost_cli import paths
 from llmost_cli.store import Store
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, llmost_executable, write_config
+from tests.conftest import TEST_KEY, declare_recording_tool, llmost_executable
 
 pytestmark = pytest.mark.pty
 
@@ -318,29 +317,11 @@ def test_history_is_recalled_across_sessions(repl: Any, server: fs.FakeServer) -
     assert second.exit() == 0
 
 
-def declare_tool(home: Path, marker: Path) -> None:
-    """A declared tool that records that it ran and answers with the city it was given."""
-    script = home / "weather.py"
-    script.write_text(
-        "import json, sys\n"
-        "args = json.load(sys.stdin)\n"
-        f"open({str(marker)!r}, 'a').write(args['city'] + '\\n')\n"
-        "print(json.dumps({'city': args['city'], 'temp_c': 3}))\n"
-    )
-    write_config(
-        home,
-        "[tools.get_weather]\n"
-        'description = "Current weather in a city"\n'
-        f"command = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n"
-        'parameters = { type = "object", properties = { city = { type = "string" } } }\n',
-    )
-
-
 def test_declared_tool_runs_after_yes_and_not_after_no(
     repl: Any, server: fs.FakeServer, isolated_env: Path
 ) -> None:
     marker = isolated_env / "ran.txt"
-    declare_tool(isolated_env, marker)
+    declare_recording_tool(isolated_env, marker)
     server.add(fs.stream_tool_calls([("c1", "get_weather", '{"city": "Paris"}')]))
     server.add(fs.stream_text("Paris: 3 °C."))
     server.add(fs.stream_tool_calls([("c2", "get_weather", '{"city": "Rome"}')]))
