@@ -26,6 +26,8 @@ Examples:
 """
 
 app = typer.Typer(
+    # Plain click help: rich's formatter imports rich.markdown (and pygments) at start-up.
+    rich_markup_mode=None,
     name="llmost",
     help=ROOT_HELP,
     no_args_is_help=True,
@@ -115,7 +117,9 @@ def ask(
     retries: o.Retries = None,
     output: Annotated[
         o.OutputFormat,
-        typer.Option("-o", "--output", help="text, or json: one JSON object on stdout."),
+        typer.Option(
+            "-o", "--output", metavar="text|json", help="text, or json: one JSON object on stdout."
+        ),
     ] = o.OutputFormat.text,
     usage: Annotated[
         bool, typer.Option("-u", "--usage", help="Print token usage (and cost) to stderr.")

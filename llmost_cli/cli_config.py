@@ -24,6 +24,7 @@ Examples:
 """
 
 config_app = typer.Typer(
+    rich_markup_mode=None,
     help=CONFIG_HELP,
     no_args_is_help=True,
 )
@@ -116,7 +117,10 @@ def set_cmd(
     key: KeyArg,
     value: Annotated[
         str | None,
-        typer.Argument(help="The value; for api_key leave it out to type it hidden or pipe it."),
+        typer.Argument(
+            metavar="VALUE",
+            help="The value; for api_key leave it out to type it hidden or pipe it.",
+        ),
     ] = None,
 ) -> None:
     """Set a key in the active profile (or --profile NAME, created if needed).

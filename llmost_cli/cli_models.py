@@ -67,6 +67,7 @@ Examples:
 """
 
 models_app = typer.Typer(
+    rich_markup_mode=None,
     cls=_ListByDefault,
     help=MODELS_HELP,
     subcommand_metavar="[SEARCH]... | COMMAND [ARGS]...",

@@ -19,16 +19,23 @@ class OutputFormat(StrEnum):
 
 
 Prompt = Annotated[
-    list[str] | None, typer.Argument(help="The question; words are joined by spaces.")
+    list[str] | None,
+    typer.Argument(metavar="PROMPT", help="The question; words are joined by spaces."),
 ]
 Model = Annotated[
     str | None,
-    typer.Option("-m", "--model", help="Model id, e.g. openai/gpt-4o.", rich_help_panel=TURN),
+    typer.Option(
+        "-m", "--model", metavar="ID", help="Model id, e.g. openai/gpt-4o.", rich_help_panel=TURN
+    ),
 ]
 System = Annotated[
     str | None,
     typer.Option(
-        "-s", "--system", help="System prompt; @path reads it from a file.", rich_help_panel=TURN
+        "-s",
+        "--system",
+        metavar="TEXT",
+        help="System prompt; @path reads it from a file.",
+        rich_help_panel=TURN,
     ),
 ]
 Image = Annotated[
@@ -45,6 +52,7 @@ Prefill = Annotated[
     str | None,
     typer.Option(
         "--prefill",
+        metavar="TEXT",
         help="Start the answer with this text; the model continues it.",
         rich_help_panel=TURN,
     ),
@@ -52,36 +60,53 @@ Prefill = Annotated[
 Temperature = Annotated[
     float | None,
     typer.Option(
-        "-t", "--temperature", help="Sampling temperature, 0 to 2.", rich_help_panel=SAMPLING
+        "-t",
+        "--temperature",
+        metavar="X",
+        help="Sampling temperature, 0 to 2.",
+        rich_help_panel=SAMPLING,
     ),
 ]
 TopP = Annotated[
     float | None,
     typer.Option(
-        "--top-p", help="Nucleus sampling, greater than 0 up to 1.", rich_help_panel=SAMPLING
+        "--top-p",
+        metavar="X",
+        help="Nucleus sampling, greater than 0 up to 1.",
+        rich_help_panel=SAMPLING,
     ),
 ]
 MaxTokens = Annotated[
     int | None,
     typer.Option(
-        "--max-tokens", help="Maximum tokens in the answer (>= 1).", rich_help_panel=SAMPLING
+        "--max-tokens",
+        metavar="N",
+        help="Maximum tokens in the answer (>= 1).",
+        rich_help_panel=SAMPLING,
     ),
 ]
 FrequencyPenalty = Annotated[
     float | None,
-    typer.Option("--frequency-penalty", help="-2 to 2.", rich_help_panel=SAMPLING),
+    typer.Option("--frequency-penalty", metavar="X", help="-2 to 2.", rich_help_panel=SAMPLING),
 ]
 PresencePenalty = Annotated[
     float | None,
-    typer.Option("--presence-penalty", help="-2 to 2.", rich_help_panel=SAMPLING),
+    typer.Option("--presence-penalty", metavar="X", help="-2 to 2.", rich_help_panel=SAMPLING),
 ]
 Stop = Annotated[
     list[str] | None,
-    typer.Option("--stop", help="Stop sequence (repeatable, at most 4).", rich_help_panel=SAMPLING),
+    typer.Option(
+        "--stop",
+        metavar="TEXT",
+        help="Stop sequence (repeatable, at most 4).",
+        rich_help_panel=SAMPLING,
+    ),
 ]
 Seed = Annotated[
     int | None,
-    typer.Option("--seed", help="Seed for deterministic sampling.", rich_help_panel=SAMPLING),
+    typer.Option(
+        "--seed", metavar="N", help="Seed for deterministic sampling.", rich_help_panel=SAMPLING
+    ),
 ]
 Param = Annotated[
     list[str] | None,

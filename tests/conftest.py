@@ -68,9 +68,11 @@ class Result:
 
 
 def llmost_executable() -> str:
-    exe = shutil.which("llmost")
-    if exe is None:
-        exe = str(Path(sys.executable).parent / "llmost")
+    # The script installed next to this interpreter: PATH may hold a wrapper (a pyenv shim
+    # costs a bash process per call) or another installation.
+    exe = str(Path(sys.executable).parent / "llmost")
+    if not Path(exe).exists():
+        exe = shutil.which("llmost") or exe
     if not Path(exe).exists():
         pytest.fail("the llmost executable is not installed: run pip install -e '.[test]'")
     return exe
