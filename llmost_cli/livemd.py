@@ -470,7 +470,8 @@ class LiveMarkdown:
                         return
 
     def _frame(self) -> None:
-        committed = self._render_blocks(self._pending) if self._pending else []
+        # Blocks finished within one frame render as one text: one parse instead of one each.
+        committed = self._render_blocks(["".join(self._pending)]) if self._pending else []
         self._pending.clear()
         self._draw(committed)
 

@@ -31,6 +31,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     if args == ["--version"]:
         sys.stdout.write(f"llmost {__version__}\n")
         sys.exit(0)
+    if args[:1] == ["--complete-values"]:  # hidden: the shell completion scripts, on every Tab
+        from llmost_cli.complete import main as complete
+
+        sys.exit(complete(args[1:]))
     sys.exit(run(args))
 
 

@@ -8,7 +8,6 @@ the input. What the lines mean is ``chat.Session``'s business.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -99,18 +98,13 @@ def completions(
 
 
 def cached_model_ids(base_url: str) -> list[str]:
-    """Ids from the model-list cache, whatever its age; [] when it is absent or not a list.
+    """Read on each completion: another llmost (``models``) may refresh the cache meanwhile."""
+    from llmost_cli import models
 
-    Read on each completion: another llmost (``models``) may refresh the file meanwhile.
-    """
     try:
-        data = json.loads(paths.models_cache_file(base_url).read_bytes())
-    except (OSError, ValueError, RecursionError):
+        return models.cached_model_ids(base_url)
+    except Exception:  # a broken cache completes nothing; it must never end the REPL
         return []
-    items = data.get("models") if isinstance(data, dict) else data
-    if not isinstance(items, list):
-        return []
-    return [m["id"] for m in items if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 def yes_no(question: str) -> bool:

@@ -39,6 +39,12 @@ def test_wheel_has_the_package_and_no_tests(wheel: Path) -> None:
     text = zipfile.ZipFile(wheel).read(metadata).decode()
     for requirement in ("typer>=", "rich>=", "httpx>=", "httpx-sse>=", "prompt-toolkit>="):
         assert f"Requires-Dist: {requirement}" in text
+    shared = {n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n}
+    assert shared == {
+        "share/bash-completion/completions/llmost",
+        "share/zsh/site-functions/_llmost",
+        "share/fish/vendor_completions.d/llmost.fish",
+    }
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "llmost = llmost_cli.main:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -1,0 +1,59 @@
+"""``llmost --complete-values KIND [PROFILE]``: the dynamic words of the completion scripts.
+
+The scripts in ``completions/`` call this on Tab, so it is answered before typer is imported
+(see main.py) and reads only local files: the config file and the model-list cache, of any
+age (completion must not wait for the network). It prints one value per line and always exits
+0: a broken config or cache completes nothing rather than spilling errors into the prompt.
+
+KIND is ``profiles``, ``models`` (ids in the cache for the base URL the profile resolves to),
+``keys`` (config keys) or ``tools`` (``[tools.NAME]`` declared in the config file). PROFILE is
+the ``--profile`` already typed on the command line, if any.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+KINDS = ("profiles", "models", "keys", "tools")
+
+
+def values(kind: str, profile: str | None = None) -> list[str]:
+    """The words for ``kind``; raises on a broken config (the caller swallows it)."""
+    if kind == "keys":
+        from llmost_cli import params
+
+        return list(params.CONFIG_KEYS)
+    if kind not in KINDS:
+        return []
+    # config and models are core modules: stdlib only, no typer, rich or httpx.
+    from llmost_cli import config
+
+    cfg = config.load_file()
+    if kind == "profiles":
+        return cfg.profile_names()
+    if kind == "tools":
+        return list(cfg.tools)
+    from llmost_cli import models
+
+    # Same precedence as a real run: --profile, LLMOST_PROFILE, the file's profile;
+    # LLMOST_BASE_URL over the profile's base_url.
+    base_url = config.resolve(cfg, profile, {}).base_url
+    return sorted(set(models.cached_model_ids(base_url)))
+
+
+def main(args: Sequence[str]) -> int:
+    kind = args[0] if args else ""
+    profile = args[1] if len(args) > 1 and args[1] else None
+    try:
+        words = values(kind, profile)
+    except Exception:  # anything wrong: no completions, never a traceback
+        return 0
+    # A value with a newline would split into two bogus words: leave it out.
+    text = "".join(f"{word}\n" for word in words if word and "\n" not in word)
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError:  # the shell stopped reading (another Tab): nothing to do
+        pass
+    return 0
