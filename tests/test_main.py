@@ -49,3 +49,23 @@ def test_piped_ask_imports_only_what_it_uses(server: fs.FakeServer) -> None:
     unwanted = ("prompt_toolkit", "rich", "markdown_it", "pygments", "jsonschema", "trio._core")
     assert [p for p in unwanted if loaded(modules, p)] == []
     # "trio" itself shows up as a failed lookup of a few microseconds: llmost marks it absent
+
+
+def test_python_dash_m_runs_the_same_cli() -> None:
+    from llmost_cli import __version__
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmost_cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"llmost {__version__}\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmost_cli", "ask", "-t", "5", "hi"],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 2 and "temperature" in proc.stderr and "Traceback" not in proc.stderr
