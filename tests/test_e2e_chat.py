@@ -10,6 +10,8 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,10 +140,9 @@ def test_partial_reply_stored_when_the_connection_drops(
     assert bodies(server)[1]["messages"][1] == {"role": "assistant", "content": "half of it"}
 
 
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_mid_stream_stores_the_partial_reply(
-    server: fs.FakeServer, sig: int, code: int
-) -> None:
+@contextmanager
+def streaming_chat(server: fs.FakeServer) -> Iterator[subprocess.Popen[bytes]]:
+    """``llmost chat`` fed two lines, once the first answer has started to stream."""
     server.add(fs.stream_text([f"w{i} " for i in range(300)], delay=0.02))
     env = os.environ | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
     with subprocess.Popen(
@@ -156,11 +157,19 @@ def test_signal_mid_stream_stores_the_partial_reply(
             proc.stdin.write(b"long answer please\nnot sent\n")
             proc.stdin.close()
             assert proc.stdout.read(3) == b"w0 "  # the answer is streaming
-            proc.send_signal(sig)
-            proc.wait(timeout=10)
-            out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+            yield proc
         finally:
             proc.kill()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_mid_stream_stores_the_partial_reply(
+    server: fs.FakeServer, sig: int, code: int
+) -> None:
+    with streaming_chat(server) as proc:
+        proc.send_signal(sig)
+        proc.wait(timeout=10)
+        out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     assert proc.returncode == code, err
     assert len(server.chat_requests()) == 1
     reply = stored()[1]
@@ -170,25 +179,10 @@ def test_signal_mid_stream_stores_the_partial_reply(
 
 
 def test_reader_closing_stdout_ends_quietly_and_keeps_the_partial(server: fs.FakeServer) -> None:
-    server.add(fs.stream_text([f"w{i} " for i in range(300)], delay=0.02))
-    env = os.environ | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
-    with subprocess.Popen(
-        [llmost_executable(), "chat"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    ) as proc:
-        try:
-            assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(b"long answer please\nnot sent\n")
-            proc.stdin.close()
-            assert proc.stdout.read(3) == b"w0 "
-            proc.stdout.close()  # like `llmost chat | head -c 3`
-            proc.wait(timeout=10)
-            err = proc.stderr.read()  # type: ignore[union-attr]
-        finally:
-            proc.kill()
+    with streaming_chat(server) as proc:
+        proc.stdout.close()  # type: ignore[union-attr]  # like `llmost chat | head -c 3`
+        proc.wait(timeout=10)
+        err = proc.stderr.read()  # type: ignore[union-attr]
     assert (proc.returncode, err) == (0, b"")
     assert len(server.chat_requests()) == 1
     assert stored()[1].partial
