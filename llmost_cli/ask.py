@@ -50,6 +50,12 @@ class Outcome:
     cost: float | None = None
     error: LlmostError | None = None
 
+    @property
+    def keeps_reply(self) -> bool:
+        """Whether the reply is stored: one cut off before its first token has nothing to keep."""
+        reply = self.reply
+        return not reply.empty or bool(reply.prefill) or self.error is None
+
     def as_json(self) -> dict[str, Any]:
         r = self.reply
         return {
@@ -175,35 +181,50 @@ def converse(
         )
         writer.show_tool_calls = not run_tools
         outcome = stream_answer(client, turn.body(prefill or None), prefill, writer)
-        reply = outcome.reply
-        if not reply.empty or reply.prefill or outcome.error is None:
-            turn.new.append(reply.to_message())
+        if outcome.keeps_reply:
+            turn.new.append(outcome.reply.to_message())
         outcome.conversation = _save(store, conv, turn, ui)
-        calls = reply.tool_calls
+        calls = outcome.reply.tool_calls
         if outcome.error is not None or not calls or not run_tools:
             return outcome
-        if not tools.runnable(calls, turn.local):
-            ui.warn("the model called a tool that is not declared locally; not running any")
-            _print_calls(ui, calls, opts)
-            return outcome
-        limit = turn.settings.max_tool_rounds
-        if rounds >= limit:
-            ui.warn(f"stopped after {limit} tool rounds (max_tool_rounds)")
-            _print_calls(ui, calls, opts)
+        show = ui.tool_calls if opts.output != "json" else None
+        if not tools_may_run(ui, calls, turn.local, rounds, turn.settings.max_tool_rounds, show):
             return outcome
         rounds += 1
         prefill = ""
         for call in calls:
             ui.note(f"running tool {call.name} {call.arguments}")
-            result = tools.run_tool(turn.local[call.name], call.arguments)
-            if result.note:
-                (ui.note if result.ok else ui.warn)(result.note)
-            turn.new.append(tools.result_message(call, result))
+            turn.new.append(run_declared(ui, turn.local[call.name], call))
 
 
-def _print_calls(ui: UI, calls: list[ToolCall], opts: AskOptions) -> None:
-    if opts.output != "json":
-        ui.tool_calls(calls)
+def tools_may_run(
+    ui: UI,
+    calls: list[ToolCall],
+    local: dict[str, tools.LocalTool],
+    rounds: int,
+    limit: int,
+    show: Callable[[list[ToolCall]], None] | None,
+) -> bool:
+    """Whether another round of declared tools may run; if not, say why and ``show`` the
+    calls left unanswered (``ask -c --tool-result`` can answer them)."""
+    if not tools.runnable(calls, local):
+        unknown = ", ".join(sorted({c.name for c in calls if c.name not in local}))
+        ui.warn(f"the model called a tool that is not declared: {unknown}; not running any")
+    elif rounds >= limit:
+        ui.warn(f"stopped after {limit} tool rounds (max_tool_rounds)")
+    else:
+        return True
+    if show is not None:
+        show(calls)
+    return False
+
+
+def run_declared(ui: UI, tool: tools.LocalTool, call: ToolCall) -> Message:
+    """Run one call of a declared tool; the message that carries its result back."""
+    result = tools.run_tool(tool, call.arguments)
+    if result.note:
+        (ui.note if result.ok else ui.warn)(result.note)
+    return tools.result_message(call, result)
 
 
 def _save(store: Store | None, conv: Conversation | None, turn: Turn, ui: UI) -> str | None:

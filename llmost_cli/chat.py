@@ -20,7 +20,9 @@ from llmost_cli.ask import (
     Outcome,
     offered_tools,
     open_conversation,
+    run_declared,
     stream_answer,
+    tools_may_run,
     use_markdown,
 )
 from llmost_cli.errors import (
@@ -258,9 +260,8 @@ class Session:
 
     def _keep(self, outcome: Outcome) -> None:
         """Store the answer of a tool round (the user message is stored already)."""
-        reply = outcome.reply
-        if not reply.empty or outcome.error is None:
-            message = reply.to_message()
+        if outcome.keeps_reply:
+            message = outcome.reply.to_message()
             self.history.append(message)
             self._persist([message])
 
@@ -275,23 +276,14 @@ class Session:
                 "llmost ask -c --tool-result ID=VALUE"
             )
             return False
-        if not tools.runnable(calls, self.local):
-            unknown = sorted({c.name for c in calls if c.name not in self.local})
-            self.ui.warn(f"the model called a tool that is not declared: {', '.join(unknown)}")
-            self.ui.tool_calls(calls)
-            return False
-        if not self.run_tools:
+        if not self.run_tools:  # the writer printed the calls
             self.ui.warn(
                 "not running declared tools: chat reads messages from standard input, so it "
                 "cannot ask first; pass --yes to run them"
             )
             return False
         limit = self.settings.max_tool_rounds
-        if rounds >= limit:
-            self.ui.warn(f"stopped after {limit} tool rounds (max_tool_rounds)")
-            self.ui.tool_calls(calls)  # unanswered: ask -c --tool-result can answer them
-            return False
-        return True
+        return tools_may_run(self.ui, calls, self.local, rounds, limit, self.ui.tool_calls)
 
     def _call(self, call: conversation.ToolCall) -> Message:
         """Run one call of a declared tool, after asking; the message that carries its result."""
@@ -305,10 +297,7 @@ class Session:
                 return _declined(call)
         else:
             self.ui.note(f"running tool {shown}")
-        result = tools.run_tool(tool, call.arguments)
-        if result.note:
-            (self.ui.note if result.ok else self.ui.warn)(result.note)
-        return tools.result_message(call, result)
+        return run_declared(self.ui, tool, call)
 
     def _writer(self) -> AnswerWriter:
         writer = self.ui.answer_writer(markdown=self.markdown)
@@ -325,10 +314,8 @@ class Session:
         if self.system and self.system != self.system_stored:
             new.append(Message(role="system", content=self.system))
         new.append(Message(role="user", content=content))
-        reply = outcome.reply
-        # A reply cut off before its first token has nothing worth keeping; /retry asks again.
-        if not reply.empty or reply.prefill or outcome.error is None:
-            new.append(reply.to_message())
+        if outcome.keeps_reply:  # if not, /retry asks again
+            new.append(outcome.reply.to_message())
         self.history.extend(new)
         if self.system:
             self.system_stored = self.system

@@ -399,7 +399,7 @@ class LiveMarkdown:
             blocks = self._splitter.feed(text)
             if not self._live:
                 if blocks:
-                    self._draw(self._render_blocks(blocks))
+                    self._draw(self._render_final("".join(blocks)))
                 return
             # Finished blocks wait for the next frame too: the screen changes <= max_fps times
             # a second, and blocks finished within one frame are rendered together.
@@ -410,18 +410,17 @@ class LiveMarkdown:
 
     def finish(self) -> None:
         """Print the tail as final output and leave the cursor on the line after it."""
-        self._close(self._render_blocks)
+        self._close(self._render_final)
 
     def abort(self) -> None:
         """Stop mid-stream: print the tail as it stands, leave the terminal clean."""
 
-        def render(blocks: list[str]) -> list[Segment]:
+        def render(text: str) -> list[Segment]:
             try:
-                return self._render_blocks(blocks)
+                return self._render_final(text)
             except Exception:  # the tail must reach the user even if rendering fails
                 from rich.segment import Segment
 
-                text = "".join(blocks)
                 return [Segment(text if text.endswith("\n") or not text else text + "\n")]
 
         self._close(render)
@@ -440,7 +439,7 @@ class LiveMarkdown:
             )
             self._thread.start()
 
-    def _close(self, render: Callable[[list[str]], list[Segment]]) -> None:
+    def _close(self, render: Callable[[str], list[Segment]]) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
@@ -451,9 +450,9 @@ class LiveMarkdown:
             self._closed = True
             try:
                 self._pending.append(self._splitter.close())
-                blocks = ["".join(self._pending)]
+                text = "".join(self._pending)
                 self._pending.clear()
-                self._draw(render(blocks), final=True)
+                self._draw(render(text), final=True)
             finally:
                 if self._live and self._started:
                     self._console.show_cursor(True)
@@ -471,7 +470,7 @@ class LiveMarkdown:
 
     def _frame(self) -> None:
         # Blocks finished within one frame render as one text: one parse instead of one each.
-        committed = self._render_blocks(["".join(self._pending)]) if self._pending else []
+        committed = self._render_final("".join(self._pending)) if self._pending else []
         self._pending.clear()
         self._draw(committed)
 
@@ -494,14 +493,14 @@ class LiveMarkdown:
             segments = _drop_first_line(segments)
         return segments, _ends_with_new_line(markdown)
 
-    def _render_blocks(self, blocks: list[str]) -> list[Segment]:
+    def _render_final(self, source: str) -> list[Segment]:
+        """Finished blocks (concatenated) as they are printed for good."""
         from rich.segment import Segment
 
+        segments, self._new_line = self._render(source, self._new_line)
         out: list[Segment] = []
-        for source in blocks:
-            segments, self._new_line = self._render(source, self._new_line)
-            for line in Segment.split_and_crop_lines(segments, self._console.width, pad=False):
-                out.extend(line)
+        for line in Segment.split_and_crop_lines(segments, self._console.width, pad=False):
+            out.extend(line)
         return out
 
     def _draw(self, committed: list[Segment], final: bool = False) -> None:

@@ -351,3 +351,13 @@ def test_chat_tool_round_limit(llmost: Runner, server: fs.FakeServer, isolated_e
     assert len(bodies(server)) == 3
     assert (isolated_env / "ran.txt").read_text() == "X\nX\n"
     assert json.loads(r.stdout)["id"] == "c2"  # the unanswered calls are printed
+
+
+def test_undeclared_tool_call_in_line_mode_is_printed_once(
+    llmost: Runner, server: fs.FakeServer, isolated_env: Path
+) -> None:
+    declare_recording_tool(isolated_env, isolated_env / "ran.txt")
+    server.add(fs.stream_tool_calls([("c1", "other_tool", "{}")]))
+    r = llmost("chat", "--tool", "get_weather", input="hi\n")
+    assert r.rc == 0
+    assert r.stdout.splitlines() == ['{"id": "c1", "name": "other_tool", "arguments": {}}']
