@@ -62,7 +62,7 @@ OPTION_VALUES: dict[str, Values] = {
 
 def _config_key_values() -> tuple[Values, dict[str, Values]]:
     """The config keys, and for `config set KEY VALUE` the VALUEs worth offering per KEY."""
-    from llmost_cli import params
+    from llmost_cli.core import params
 
     keys = Values(words=tuple(params.CONFIG_KEYS))
     by_key = {
@@ -141,7 +141,7 @@ def read_tree(root: Any | None = None) -> list[Command]:
     import typer
 
     if root is None:
-        from llmost_cli.cli import command
+        from llmost_cli.cli.app import command
 
         root = command()
     keys, by_key = _config_key_values()

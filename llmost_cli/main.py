@@ -32,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         sys.stdout.write(f"llmost {__version__}\n")
         sys.exit(0)
     if args[:1] == ["--complete-values"]:  # hidden: the shell completion scripts, on every Tab
-        from llmost_cli.complete import main as complete
+        from llmost_cli.cli.complete import main as complete
 
         sys.exit(complete(args[1:]))
     sys.exit(run(args))
@@ -49,7 +49,7 @@ def run(args: list[str]) -> int:
     try:
         import typer
 
-        from llmost_cli.cli import command
+        from llmost_cli.cli.app import command
 
         try:
             rv = command().main(args=args, prog_name="llmost", standalone_mode=False, obj=state)
@@ -90,7 +90,7 @@ def _report(exc: LlmostError, state: State) -> int:
     if isinstance(exc, Interrupted | Terminated):
         sys.stderr.write(f"\nllmost: {exc.message}\n")
     else:
-        from llmost_cli.render import make_ui
+        from llmost_cli.ui.output import make_ui
 
         make_ui().error(exc)
     return int(exc.exit_code)

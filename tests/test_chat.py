@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.chat import ChatOptions, Session, open_session, stdin_lines
-from llmost_cli.chat_commands import COMMAND_NAMES, COMMANDS, describe
+from llmost_cli.core.chat import ChatOptions, Session, open_session, stdin_lines
+from llmost_cli.core.chat_commands import COMMAND_NAMES, COMMANDS, describe
 from llmost_cli.errors import ConfigError, ExitCode, Interrupted, UsageError
-from llmost_cli.render import UI
-from llmost_cli.repl import cached_model_ids, completions
-from llmost_cli.store import Message, Store
+from llmost_cli.store.store import Message, Store
+from llmost_cli.ui.output import UI
+from llmost_cli.ui.repl import cached_model_ids, completions
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY
 
@@ -562,7 +562,7 @@ def test_completions() -> None:
 
 
 def test_cached_model_ids_of_any_age() -> None:
-    from llmost_cli import models
+    from llmost_cli.core import models
 
     url = "http://x/api/v1"
     listed = models.parse_list([{"id": "c/d"}, {"id": "a/b", "name": "B"}])
@@ -615,5 +615,5 @@ def test_tool_calls_are_printed_and_explained(
 
 
 def test_chat_core_does_not_import_prompt_toolkit() -> None:
-    code = "import sys, llmost_cli.chat; assert 'prompt_toolkit' not in sys.modules"
+    code = "import sys, llmost_cli.core.chat; assert 'prompt_toolkit' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llmost_cli.cli import command
+from llmost_cli.cli.app import command
 
 
 def walk(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:

@@ -7,16 +7,8 @@ from typing import Any
 
 import pytest
 
-from llmost_cli import client
-from llmost_cli.errors import (
-    APIError,
-    AuthError,
-    CreditsError,
-    NetworkError,
-    RateLimitError,
-    StreamError,
-)
-from llmost_cli.events import (
+from llmost_cli.api import client
+from llmost_cli.core.events import (
     ErrorEvent,
     Finish,
     ReasoningDelta,
@@ -25,6 +17,14 @@ from llmost_cli.events import (
     TextDelta,
     ToolCallDelta,
     Usage,
+)
+from llmost_cli.errors import (
+    APIError,
+    AuthError,
+    CreditsError,
+    NetworkError,
+    RateLimitError,
+    StreamError,
 )
 from tests import fakeserver as fs
 

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 import pytest
 import typer
 
-from llmost_cli import models, params
+from llmost_cli.core import models, params
 from tests import fakeserver as fs
 from tests.conftest import Runner, llmost_executable, write_config
 
@@ -101,7 +101,7 @@ def test_check_reports_a_stale_script(gen: ModuleType, tmp_path: Path) -> None:
 
 def live_tree() -> Iterator[tuple[tuple[str, ...], list[str], list[str]]]:
     """(path, subcommand names, option names) of every command, read straight from click."""
-    from llmost_cli.cli import command
+    from llmost_cli.cli.app import command
 
     def visit(cmd: Any, ctx: Any, path: tuple[str, ...]) -> Iterator[Any]:
         options = [
@@ -236,8 +236,8 @@ def test_complete_values_imports_no_cli_machinery(configured: Path) -> None:
     )
     assert proc.returncode == 0 and proc.stdout.splitlines() == sorted(MAIN_MODELS)
     modules = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, re.M))
-    assert "llmost_cli.complete" in modules
-    heavy = ("typer", "click", "httpx", "rich", "prompt_toolkit", "llmost_cli.cli")
+    assert "llmost_cli.cli.complete" in modules
+    heavy = ("typer", "click", "httpx", "rich", "prompt_toolkit", "llmost_cli.cli.app")
     assert sorted(m for m in modules if m.split(".")[0] in heavy or m in heavy) == []
 
 

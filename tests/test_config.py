@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmost_cli import config
+from llmost_cli.core import settings as config
 from llmost_cli.errors import ConfigError
 
 

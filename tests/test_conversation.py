@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from llmost_cli import conversation as cv
+from llmost_cli.core import messages as cv
+from llmost_cli.core.events import ErrorEvent, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
 from llmost_cli.errors import UsageError
-from llmost_cli.events import ErrorEvent, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
-from llmost_cli.store import Message
+from llmost_cli.store.store import Message
 
 GIF = b"GIF89a" + b"\x00" * 10
 WEBP = b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 8

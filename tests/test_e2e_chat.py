@@ -19,7 +19,7 @@ import pytest
 
 from llmost_cli import paths
 from llmost_cli.errors import ExitCode
-from llmost_cli.store import Message, Store
+from llmost_cli.store.store import Message, Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, Runner, declare_recording_tool, llmost_executable
 

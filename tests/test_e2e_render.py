@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from llmost_cli import paths
-from llmost_cli.store import Store
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, llmost_executable, write_config
 

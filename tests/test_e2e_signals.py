@@ -10,7 +10,7 @@ import time
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.store import Store
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, llmost_executable
 

@@ -29,7 +29,7 @@ from markdown_it.parser_block import ParserBlock
 from rich.console import Console
 from rich.markdown import Markdown
 
-from llmost_cli.livemd import BlockSplitter, LiveMarkdown, Spinner
+from llmost_cli.ui.livemd import BlockSplitter, LiveMarkdown, Spinner
 
 CORPUS = sorted((Path(__file__).parent / "data" / "md_corpus").glob("*.md"))
 WIDTH, HEIGHT = 80, 24
@@ -435,7 +435,7 @@ def test_auto_refresh_draws_text_that_arrived_between_frames() -> None:
 
 def test_importing_the_module_does_not_import_rich() -> None:
     code = (
-        "import sys, llmost_cli.livemd\n"
+        "import sys, llmost_cli.ui.livemd\n"
         "print([m for m in sys.modules if m.split('.')[0] in ('rich', 'markdown_it', 'pygments')])"
     )
     result = subprocess.run(

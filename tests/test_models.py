@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from llmost_cli import config, models, paths
+from llmost_cli import paths
+from llmost_cli.core import models
+from llmost_cli.core import settings as config
+from llmost_cli.core.events import Usage
 from llmost_cli.errors import APIError, ExitCode, UsageError
-from llmost_cli.events import Usage
 from tests.fakeserver import DEFAULT_MODELS
 
 BASE = "http://127.0.0.1:9/api/v1"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from llmost_cli import params
+from llmost_cli.core import params
 from llmost_cli.errors import UsageError
 
 

@@ -19,7 +19,7 @@ import pexpect
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.store import Store
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, declare_recording_tool, llmost_executable
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.store import Store
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, Runner, llmost_executable, write_config
 

@@ -13,9 +13,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llmost_cli import client
+from llmost_cli.api import client
+from llmost_cli.core.events import StreamEvent, TextDelta
 from llmost_cli.errors import LlmostError, NetworkError, StreamError
-from llmost_cli.events import StreamEvent, TextDelta
 
 texts = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=40

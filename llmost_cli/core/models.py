@@ -30,8 +30,8 @@ from llmost_cli import paths
 from llmost_cli.errors import APIError, UsageError
 
 if TYPE_CHECKING:
-    from llmost_cli.config import Settings
-    from llmost_cli.events import Usage
+    from llmost_cli.core.events import Usage
+    from llmost_cli.core.settings import Settings
 
 Model = dict[str, Any]
 Log = Callable[[str], None]
@@ -286,7 +286,7 @@ def cached_model_ids(base_url: str) -> list[str]:
 
 def fetch(settings: Settings, log: Log | None = None) -> list[Model]:
     """GET /models now (the key is sent when there is one; a local server may need none)."""
-    from llmost_cli.client import Client
+    from llmost_cli.api.client import Client
 
     with Client(
         settings.base_url,

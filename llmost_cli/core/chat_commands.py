@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from llmost_cli import conversation, params
+from llmost_cli.core import messages as conversation
+from llmost_cli.core import params
 from llmost_cli.errors import UsageError
-from llmost_cli.store import Message, StoreError
+from llmost_cli.store.store import Message, StoreError
 
 if TYPE_CHECKING:
-    from llmost_cli.chat import Session
-    from llmost_cli.store import Store
+    from llmost_cli.core.chat import Session
+    from llmost_cli.store.store import Store
 
 # name, arguments, one line of help; the order of /help
 COMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -127,7 +128,7 @@ def cmd_history(session: Session, arg: str) -> None:
 
 
 def cmd_usage(session: Session, arg: str) -> None:
-    from llmost_cli.render import format_cost
+    from llmost_cli.ui.output import format_cost
 
     def total(name: str) -> int:
         return sum(getattr(u, name) or 0 for u, _ in session.usages)
@@ -145,7 +146,7 @@ def cmd_usage(session: Session, arg: str) -> None:
 
 def _cost(session: Session) -> float | None:
     try:
-        from llmost_cli.models import session_cost
+        from llmost_cli.core.models import session_cost
     except ImportError:
         return None
     return session_cost(session.usages, session.settings.base_url)

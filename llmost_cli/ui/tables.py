@@ -11,13 +11,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from llmost_cli.models import Summary, format_decimal
+from llmost_cli.core.models import Summary, format_decimal
 
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from llmost_cli.render import UI
+    from llmost_cli.ui.output import UI
 
 HEADERS = ("ID", "CONTEXT", "PROMPT", "COMPLETION", "INPUT")  # prices: per 1M, in the caption
 PLAIN_WIDTH = 80

@@ -9,8 +9,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmost_cli import config, conversation, tools
-from llmost_cli.conversation import Reply
+from llmost_cli.core import messages as conversation
+from llmost_cli.core import settings as config
+from llmost_cli.core import tools
+from llmost_cli.core.messages import Reply
+from llmost_cli.core.request import TurnOptions, build_body
 from llmost_cli.errors import (
     Interrupted,
     LlmostError,
@@ -19,15 +22,14 @@ from llmost_cli.errors import (
     StructuredOutputError,
     UsageError,
 )
-from llmost_cli.request import TurnOptions, build_body
-from llmost_cli.store import Message
+from llmost_cli.store.store import Message
 
 if TYPE_CHECKING:
-    from llmost_cli.client import Client
-    from llmost_cli.config import Settings
-    from llmost_cli.conversation import ToolCall
-    from llmost_cli.render import UI, AnswerWriter
-    from llmost_cli.store import Conversation, Store
+    from llmost_cli.api.client import Client
+    from llmost_cli.core.messages import ToolCall
+    from llmost_cli.core.settings import Settings
+    from llmost_cli.store.store import Conversation, Store
+    from llmost_cli.ui.output import UI, AnswerWriter
 
 
 @dataclass
@@ -118,7 +120,7 @@ def run(opts: AskOptions, ui: UI, *, profile: str | None, log: Callable[[str], N
             return 0
         if store and conv and offered:
             store.set_tools(conv.id, offered)
-        from llmost_cli.client import Client
+        from llmost_cli.api.client import Client
 
         with Client(
             settings.base_url,
@@ -136,7 +138,7 @@ def run(opts: AskOptions, ui: UI, *, profile: str | None, log: Callable[[str], N
 def answer_cost(reply: Reply, settings: Settings) -> float | None:
     """From ``usage.cost`` or the cached prices; the model that answered may carry a dated id
     that is not in the list, so the requested model is the fallback."""
-    from llmost_cli.models import cost_of
+    from llmost_cli.core.models import cost_of
 
     assert reply.usage is not None
     cost = cost_of(reply.usage, reply.model, settings.base_url)
@@ -233,7 +235,7 @@ def _save(store: Store | None, conv: Conversation | None, turn: Turn, ui: UI) ->
     turn.history = [*turn.history, *new]
     if store is None or conv is None:
         return None
-    from llmost_cli.store import StoreError
+    from llmost_cli.store.store import StoreError
 
     try:
         store.append(conv.id, new)
@@ -244,7 +246,7 @@ def _save(store: Store | None, conv: Conversation | None, turn: Turn, ui: UI) ->
 
 
 def offered_tools(opts: TurnOptions, settings: Settings) -> list[dict[str, Any]] | None:
-    from llmost_cli.request import load_tools_file
+    from llmost_cli.core.request import load_tools_file
 
     tools = load_tools_file(opts.tools) if opts.tools else []
     names = list(settings.tools) if opts.tools_all else opts.tool
@@ -323,7 +325,7 @@ def open_conversation(
     False and creates it at its first exchange, so an idle session leaves nothing behind).
     """
     from llmost_cli import paths
-    from llmost_cli.store import Store, StoreError
+    from llmost_cli.store.store import Store, StoreError
 
     try:
         store = Store(paths.database_file())
@@ -382,7 +384,7 @@ def check_structured(text: str, opts: AskOptions, ui: UI) -> None:
         return
     import jsonschema
 
-    from llmost_cli.request import json_schema_spec
+    from llmost_cli.core.request import json_schema_spec
 
     schema = json_schema_spec(opts.schema)["schema"]
     try:

@@ -16,14 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from llmost_cli import __version__
-from llmost_cli.errors import (
-    APIError,
-    NetworkError,
-    RequestTimeout,
-    StreamError,
-    api_error_for_status,
-)
-from llmost_cli.events import (
+from llmost_cli.core.events import (
     ErrorEvent,
     Finish,
     ReasoningDelta,
@@ -32,6 +25,13 @@ from llmost_cli.events import (
     TextDelta,
     ToolCallDelta,
     Usage,
+)
+from llmost_cli.errors import (
+    APIError,
+    NetworkError,
+    RequestTimeout,
+    StreamError,
+    api_error_for_status,
 )
 
 # Start-up: httpx imports its own command-line tool (click, rich, pygments) and httpcore imports

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmost_cli.errors import UsageError
-from llmost_cli.events import (
+from llmost_cli.core.events import (
     ErrorEvent,
     Finish,
     ReasoningDelta,
@@ -20,9 +19,10 @@ from llmost_cli.events import (
     ToolCallDelta,
     Usage,
 )
+from llmost_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from llmost_cli.store import Message
+    from llmost_cli.store.store import Message
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_STDIN_BYTES = 64 * 1024 * 1024
@@ -230,7 +230,7 @@ class Reply:
         return not self._text and not self._calls
 
     def to_message(self) -> Message:
-        from llmost_cli.store import Message
+        from llmost_cli.store.store import Message
 
         calls = [c.to_api() for c in self.tool_calls] or None
         return Message(

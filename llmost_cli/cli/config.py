@@ -8,7 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from llmost_cli import config, params, paths
+from llmost_cli import paths
+from llmost_cli.core import params
+from llmost_cli.core import settings as config
 from llmost_cli.errors import ConfigError, UsageError
 
 CONFIG_HELP = """Show and change settings (config file, profiles, API key).

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from llmost_cli import __version__
-from llmost_cli import cli_options as o
-from llmost_cli.cli_config import config_app
-from llmost_cli.cli_models import models_app
+from llmost_cli.cli import options as o
+from llmost_cli.cli.config import config_app
+from llmost_cli.cli.models import models_app
 from llmost_cli.main import State
 
 if TYPE_CHECKING:
-    from llmost_cli.render import UI
+    from llmost_cli.ui.output import UI
 
 ROOT_HELP = """Chat with LLMost (or any OpenAI-compatible server) from the terminal.
 
@@ -142,7 +142,7 @@ def ask(
     ] = None,
     yes: o.Yes = False,
 ) -> int:
-    from llmost_cli.ask import AskOptions, run
+    from llmost_cli.core.ask import AskOptions, run
 
     state = _state(ctx)
     state.json_errors = output is o.OutputFormat.json
@@ -196,7 +196,7 @@ def chat(
     timeout: o.Timeout = None,
     retries: o.Retries = None,
 ) -> int:
-    from llmost_cli.chat import ChatOptions, run
+    from llmost_cli.core.chat import ChatOptions, run
 
     state = _state(ctx)
     opts = ChatOptions.build({k: v for k, v in ctx.params.items() if v is not None})
@@ -204,7 +204,7 @@ def chat(
 
 
 def _ui() -> UI:
-    from llmost_cli import render
+    from llmost_cli.ui import output as render
 
     return render.make_ui()
 

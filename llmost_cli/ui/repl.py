@@ -99,7 +99,7 @@ def completions(
 
 def cached_model_ids(base_url: str) -> list[str]:
     """Read on each completion: another llmost (``models``) may refresh the cache meanwhile."""
-    from llmost_cli import models
+    from llmost_cli.core import models
 
     try:
         return models.cached_model_ids(base_url)

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-from llmost_cli import params
-from llmost_cli.config import Settings
+from llmost_cli.core import params
+from llmost_cli.core.settings import Settings
 from llmost_cli.errors import UsageError
 
 TOOL_CHOICES = ("auto", "none", "required")
@@ -131,7 +131,7 @@ def load_schema(value: str) -> dict[str, Any]:
             except (OSError, UnicodeDecodeError) as exc:
                 raise UsageError(f"--schema file {path}: cannot read it ({exc})") from None
         else:
-            from llmost_cli.schema_short import parse_short_schema
+            from llmost_cli.core.schema_short import parse_short_schema
 
             return parse_short_schema(value)
     try:

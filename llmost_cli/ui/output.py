@@ -12,12 +12,12 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
-from llmost_cli.events import ReasoningDelta, StreamEvent, TextDelta
+from llmost_cli.core.events import ReasoningDelta, StreamEvent, TextDelta
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from llmost_cli.conversation import Reply, ToolCall
+    from llmost_cli.core.messages import Reply, ToolCall
     from llmost_cli.errors import LlmostError
 
 
@@ -155,7 +155,7 @@ class _SpinnerMixin:
     show_tool_calls: bool = True
 
     def _spin(self) -> None:
-        from llmost_cli.livemd import Spinner
+        from llmost_cli.ui.livemd import Spinner
 
         self._spinner = Spinner(self.ui.console("err"))
         self._spinner.start()
@@ -212,7 +212,7 @@ class MarkdownWriter(_SpinnerMixin):
     """Live markdown on a terminal: finished blocks once, only the tail redrawn."""
 
     def __init__(self, ui: UI) -> None:
-        from llmost_cli.livemd import LiveMarkdown
+        from llmost_cli.ui.livemd import LiveMarkdown
 
         self.ui = ui
         self._live = LiveMarkdown(ui.console("out"))

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmost_cli import params, paths
+from llmost_cli import paths
+from llmost_cli.core import params
 from llmost_cli.errors import ConfigError, UsageError
 
 DEFAULT_BASE_URL = "https://llmost.ru/api/v1"

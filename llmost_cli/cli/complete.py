@@ -21,20 +21,20 @@ KINDS = ("profiles", "models", "keys", "tools")
 def values(kind: str, profile: str | None = None) -> list[str]:
     """The words for ``kind``; raises on a broken config (the caller swallows it)."""
     if kind == "keys":
-        from llmost_cli import params
+        from llmost_cli.core import params
 
         return list(params.CONFIG_KEYS)
     if kind not in KINDS:
         return []
     # config and models are core modules: stdlib only, no typer, rich or httpx.
-    from llmost_cli import config
+    from llmost_cli.core import settings as config
 
     cfg = config.load_file()
     if kind == "profiles":
         return cfg.profile_names()
     if kind == "tools":
         return list(cfg.tools)
-    from llmost_cli import models
+    from llmost_cli.core import models
 
     # Same precedence as a real run: --profile, LLMOST_PROFILE, the file's profile;
     # LLMOST_BASE_URL over the profile's base_url.

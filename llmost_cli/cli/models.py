@@ -16,7 +16,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from llmost_cli import config, models
+from llmost_cli.core import models
+from llmost_cli.core import settings as config
 
 
 class _ListByDefault(TyperGroup):
@@ -106,7 +107,8 @@ def list_cmd(
         bool, typer.Option("--tools", help="Only models that support tool calling.")
     ] = False,
 ) -> None:
-    from llmost_cli import render, render_tables
+    from llmost_cli.ui import output as render
+    from llmost_cli.ui import tables as render_tables
 
     settings, log = _settings(ctx)
     listing = models.load(settings, refresh=refresh, log=log)
@@ -129,7 +131,8 @@ def show_cmd(
     ],
     json_: Annotated[bool, typer.Option("--json", help="Print the model object as JSON.")] = False,
 ) -> None:
-    from llmost_cli import render, render_tables
+    from llmost_cli.ui import output as render
+    from llmost_cli.ui import tables as render_tables
 
     settings, log = _settings(ctx)
     model = models.lookup(settings, model_id, log=log)

@@ -15,8 +15,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from llmost_cli import chat_commands, config, conversation, tools
-from llmost_cli.ask import (
+from llmost_cli.core import chat_commands, tools
+from llmost_cli.core import messages as conversation
+from llmost_cli.core import settings as config
+from llmost_cli.core.ask import (
     Outcome,
     offered_tools,
     open_conversation,
@@ -25,6 +27,7 @@ from llmost_cli.ask import (
     tools_may_run,
     use_markdown,
 )
+from llmost_cli.core.request import TurnOptions, build_body
 from llmost_cli.errors import (
     Interrupted,
     LlmostError,
@@ -32,18 +35,17 @@ from llmost_cli.errors import (
     Terminated,
     UsageError,
 )
-from llmost_cli.request import TurnOptions, build_body
-from llmost_cli.store import Message, StoreError
+from llmost_cli.store.store import Message, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from llmost_cli.client import Client
-    from llmost_cli.config import Settings
-    from llmost_cli.events import Usage
-    from llmost_cli.render import UI, AnswerWriter
-    from llmost_cli.store import Conversation, Store
-    from llmost_cli.tools import LocalTool
+    from llmost_cli.api.client import Client
+    from llmost_cli.core.events import Usage
+    from llmost_cli.core.settings import Settings
+    from llmost_cli.core.tools import LocalTool
+    from llmost_cli.store.store import Conversation, Store
+    from llmost_cli.ui.output import UI, AnswerWriter
 
 # These end the process (after the partial answer is stored); other errors end only a turn.
 _FATAL = (Terminated, OutputClosed, Interrupted)
@@ -68,7 +70,7 @@ def run(
         if first.strip():
             session.handle(first, commands=False)
         if interactive:
-            from llmost_cli import repl
+            from llmost_cli.ui import repl
 
             lines = repl.read_lines(
                 chat_commands.COMMAND_NAMES, session.settings.base_url, warn=ui.warn
@@ -95,7 +97,7 @@ def open_session(
     build_body(settings, [], opts, tools=offered)  # bad option combinations fail now, not later
     images = [conversation.image_url(spec) for spec in opts.image]
     api_key = settings.api_key()  # a missing key is an error before the REPL starts
-    from llmost_cli.client import Client
+    from llmost_cli.api.client import Client
 
     store, conv = stack.enter_context(open_conversation(opts, settings, ui, create=False))
     client = stack.enter_context(
@@ -127,7 +129,7 @@ def open_session(
 
 
 def _ask_on_terminal(question: str) -> bool:
-    from llmost_cli import repl
+    from llmost_cli.ui import repl
 
     return repl.yes_no(question)
 
