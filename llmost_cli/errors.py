@@ -3,6 +3,7 @@
     LlmostError                      exit_code
     ├── UsageError                   2  bad option, value out of range, missing prompt
     ├── ConfigError                  3  no key, invalid config file, refused insecure URL
+    ├── StoreError                   3  the conversation store cannot be opened, read or written
     ├── APIError                     7  HTTP error or error reported by the server
     │   ├── AuthError                4  HTTP 401, 403
     │   ├── CreditsError             5  HTTP 402
@@ -134,6 +135,12 @@ class Terminated(LlmostError):
 
     def __init__(self) -> None:
         super().__init__("terminated")
+
+
+class StoreError(LlmostError):
+    """The conversation store cannot be opened, read or written, or a stored row is damaged."""
+
+    exit_code = ExitCode.CONFIG
 
 
 class OutputClosed(LlmostError):

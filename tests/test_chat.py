@@ -25,8 +25,9 @@ import pytest
 from llmost_cli import paths
 from llmost_cli.core.chat import ChatOptions, Session, open_session, stdin_lines
 from llmost_cli.core.chat_commands import COMMAND_NAMES, COMMANDS, describe
+from llmost_cli.core.messages import Message
 from llmost_cli.errors import ConfigError, ExitCode, Interrupted, UsageError
-from llmost_cli.store.store import Message, Store
+from llmost_cli.store.store import Store
 from llmost_cli.ui.output import UI
 from llmost_cli.ui.repl import cached_model_ids, completions
 from tests import fakeserver as fs

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from llmost_cli.core import messages as cv
+from llmost_cli.core import inputs as cv
+from llmost_cli.core import messages
 from llmost_cli.core.events import ErrorEvent, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
+from llmost_cli.core.messages import Message
 from llmost_cli.errors import UsageError
-from llmost_cli.store.store import Message
 
 GIF = b"GIF89a" + b"\x00" * 10
 WEBP = b"RIFF\x00\x00\x00\x00WEBPVP8 " + b"\x00" * 8
@@ -75,7 +76,7 @@ def test_user_content_with_images() -> None:
 
 
 def test_reply_accumulates_prefill_text_and_tool_calls() -> None:
-    r = cv.Reply(prefill="{")
+    r = messages.Reply(prefill="{")
     for ev in [
         ResponseMeta("g", "m"),
         TextDelta('"a"'),
@@ -98,7 +99,7 @@ def test_reply_accumulates_prefill_text_and_tool_calls() -> None:
 
 
 def test_reply_partial_on_error_or_no_finish() -> None:
-    r = cv.Reply()
+    r = messages.Reply()
     r.add(TextDelta("half"))
     assert r.partial and r.to_message().partial
     r.add(ErrorEvent("x"))
@@ -106,6 +107,6 @@ def test_reply_partial_on_error_or_no_finish() -> None:
 
 
 def test_malformed_tool_arguments_are_kept() -> None:
-    call = cv.ToolCall("c", "f", '{"broken"')
+    call = messages.ToolCall("c", "f", '{"broken"')
     assert call.parsed_arguments() is None
     assert call.to_api()["function"]["arguments"] == '{"broken"'

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from llmost_cli import paths
+from llmost_cli.core.messages import Message
 from llmost_cli.errors import ExitCode
-from llmost_cli.store.store import Message, Store
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, Runner, declare_recording_tool, llmost_executable
 

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 
 import llmost_cli
-from llmost_cli.errors import ExitCode, LlmostError
+from llmost_cli.core.messages import Conversation, Message
+from llmost_cli.errors import ExitCode, LlmostError, StoreError
 from llmost_cli.store import store as store_mod
-from llmost_cli.store.store import Conversation, Message, Store, StoreError
+from llmost_cli.store.store import Store
 
 DATA = Path(__file__).parent / "data"
 REPO = Path(llmost_cli.__file__).resolve().parents[1]
@@ -461,7 +462,8 @@ def test_migrates_v1(db_path: Path) -> None:
 WORKER = r"""
 import sys
 from pathlib import Path
-from llmost_cli.store.store import Message, Store
+from llmost_cli.core.messages import Message
+from llmost_cli.store.store import Store
 
 path, mode, arg, i = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 if mode == "append":

@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from llmost_cli.core import tools
-from llmost_cli.core.messages import ToolCall
+from llmost_cli.core.messages import Message, ToolCall
 from llmost_cli.errors import ConfigError, UsageError
-from llmost_cli.store.store import Message
 
 
 def call(cid: str, name: str = "f") -> dict[str, Any]:

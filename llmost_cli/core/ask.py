@@ -9,10 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from llmost_cli.core import messages as conversation
+from llmost_cli.core import inputs as conversation
 from llmost_cli.core import settings as config
 from llmost_cli.core import tools
-from llmost_cli.core.messages import Reply
+from llmost_cli.core.messages import Message, Reply
 from llmost_cli.core.request import TurnOptions, build_body
 from llmost_cli.errors import (
     Interrupted,
@@ -22,13 +22,12 @@ from llmost_cli.errors import (
     StructuredOutputError,
     UsageError,
 )
-from llmost_cli.store.store import Message
 
 if TYPE_CHECKING:
     from llmost_cli.api.client import Client
-    from llmost_cli.core.messages import ToolCall
+    from llmost_cli.core.messages import Conversation, ToolCall
     from llmost_cli.core.settings import Settings
-    from llmost_cli.store.store import Conversation, Store
+    from llmost_cli.store.store import Store
     from llmost_cli.ui.output import UI, AnswerWriter
 
 
@@ -235,7 +234,7 @@ def _save(store: Store | None, conv: Conversation | None, turn: Turn, ui: UI) ->
     turn.history = [*turn.history, *new]
     if store is None or conv is None:
         return None
-    from llmost_cli.store.store import StoreError
+    from llmost_cli.errors import StoreError
 
     try:
         store.append(conv.id, new)
@@ -325,7 +324,8 @@ def open_conversation(
     False and creates it at its first exchange, so an idle session leaves nothing behind).
     """
     from llmost_cli import paths
-    from llmost_cli.store.store import Store, StoreError
+    from llmost_cli.errors import StoreError
+    from llmost_cli.store.store import Store
 
     try:
         store = Store(paths.database_file())

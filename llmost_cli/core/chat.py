@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from llmost_cli.core import chat_commands, tools
-from llmost_cli.core import messages as conversation
+from llmost_cli.core import inputs as conversation
 from llmost_cli.core import settings as config
 from llmost_cli.core.ask import (
     Outcome,
@@ -27,24 +27,26 @@ from llmost_cli.core.ask import (
     tools_may_run,
     use_markdown,
 )
+from llmost_cli.core.messages import Message, ToolCall
 from llmost_cli.core.request import TurnOptions, build_body
 from llmost_cli.errors import (
     Interrupted,
     LlmostError,
     OutputClosed,
+    StoreError,
     Terminated,
     UsageError,
 )
-from llmost_cli.store.store import Message, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from llmost_cli.api.client import Client
     from llmost_cli.core.events import Usage
+    from llmost_cli.core.messages import Conversation
     from llmost_cli.core.settings import Settings
     from llmost_cli.core.tools import LocalTool
-    from llmost_cli.store.store import Conversation, Store
+    from llmost_cli.store.store import Store
     from llmost_cli.ui.output import UI, AnswerWriter
 
 # These end the process (after the partial answer is stored); other errors end only a turn.
@@ -287,7 +289,7 @@ class Session:
         limit = self.settings.max_tool_rounds
         return tools_may_run(self.ui, calls, self.local, rounds, limit, self.ui.tool_calls)
 
-    def _call(self, call: conversation.ToolCall) -> Message:
+    def _call(self, call: ToolCall) -> Message:
         """Run one call of a declared tool, after asking; the message that carries its result."""
         tool = self.local[call.name]
         command = " ".join(shlex.quote(a) for a in tool.command)
@@ -387,7 +389,7 @@ class Session:
         self.ui.err.flush()
 
 
-def _declined(call: conversation.ToolCall) -> Message:
+def _declined(call: ToolCall) -> Message:
     return Message(
         role="tool",
         content=f"The user declined to run {call.name}; do not call it again for this request.",

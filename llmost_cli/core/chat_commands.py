@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from llmost_cli.core import messages as conversation
+from llmost_cli.core import inputs as conversation
 from llmost_cli.core import params
-from llmost_cli.errors import UsageError
-from llmost_cli.store.store import Message, StoreError
+from llmost_cli.core.messages import Message
+from llmost_cli.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from llmost_cli.core.chat import Session

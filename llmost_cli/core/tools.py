@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from llmost_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from llmost_cli.core.messages import ToolCall
-    from llmost_cli.store.store import Message
+    from llmost_cli.core.messages import Message, ToolCall
 
 MAX_OUTPUT = 16 * 1024  # bytes of a tool's stdout sent back to the model
 DEFAULT_TIMEOUT = 30.0
@@ -135,7 +134,7 @@ def pending_calls(history: Sequence[Message]) -> list[dict[str, Any]]:
 
 def tool_result_messages(history: Sequence[Message], items: Sequence[str]) -> list[Message]:
     """``--tool-result ID=VALUE`` items as ``tool`` messages answering the pending calls."""
-    from llmost_cli.store.store import Message
+    from llmost_cli.core.messages import Message
 
     pending = {str(c.get("id")): c for c in pending_calls(history)}
     if not pending:
@@ -185,6 +184,6 @@ def runnable(calls: Sequence[ToolCall], tools: dict[str, LocalTool]) -> bool:
 
 
 def result_message(call: ToolCall, run: ToolRun) -> Message:
-    from llmost_cli.store.store import Message
+    from llmost_cli.core.messages import Message
 
     return Message(role="tool", content=run.content, tool_call_id=call.id, name=call.name)

@@ -25,11 +25,11 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmost_cli.errors import ExitCode, LlmostError
+from llmost_cli.core.messages import Conversation, Message
+from llmost_cli.errors import StoreError
 from llmost_cli.paths import ensure_private_dir
 
 SCHEMA_VERSION = 3
@@ -85,47 +85,6 @@ _MESSAGE_COLUMNS = (
     "role, content, tool_calls, tool_call_id, name, prefill, finish_reason, usage, partial, "
     "model, created"
 )
-
-
-class StoreError(LlmostError):
-    """The conversation store cannot be opened, read or written."""
-
-    exit_code = ExitCode.CONFIG
-
-
-@dataclass
-class Message:
-    role: str  # system | user | assistant | tool
-    content: str | list[dict[str, Any]] | None
-    tool_calls: list[dict[str, Any]] | None = None
-    tool_call_id: str | None = None
-    name: str | None = None
-    prefill: bool = False
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
-    partial: bool = False
-    model: str | None = None
-    created: float = 0.0  # filled by the store when 0
-
-    def to_api(self) -> dict[str, Any]:
-        """The OpenAI wire message: only what the API accepts, none of our bookkeeping."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
-        if self.tool_calls is not None:
-            out["tool_calls"] = self.tool_calls
-        if self.tool_call_id is not None:
-            out["tool_call_id"] = self.tool_call_id
-        if self.name is not None:
-            out["name"] = self.name
-        return out
-
-
-@dataclass
-class Conversation:
-    id: str
-    name: str | None
-    model: str | None
-    created: float
-    updated: float
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
