@@ -13,8 +13,9 @@
     ├── NetworkError                 8  refused, reset, dropped mid-stream, DNS, timeout
     │   └── RequestTimeout            8
     ├── Interrupted                130  Ctrl-C while an answer streamed
-    ├── Terminated                 143  SIGTERM
+    ├── Terminated                 143  SIGTERM (129: SIGHUP, the terminal closed)
     └── OutputClosed                 0  the reader of stdout went away (`| head`)
+                                    74  stdout cannot be written (disk full, closed)
 
 Everything else that escapes is a bug (exit 1). KeyboardInterrupt exits 130.
 Only ``client.py`` translates httpx exceptions into this tree.
@@ -36,6 +37,8 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 6
     API = 7
     NETWORK = 8
+    OUTPUT = 74  # stdout could not be written (sysexits EX_IOERR)
+    HANGUP = 129
     INTERRUPTED = 130
     TERMINATED = 143
 
@@ -49,6 +52,8 @@ class LlmostError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        # Fields that ``-o json`` prints next to ``error`` (the part of an answer that arrived).
+        self.details: dict[str, Any] = {}
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
@@ -129,12 +134,14 @@ class Interrupted(LlmostError):
 
 
 class Terminated(LlmostError):
-    """Raised from the SIGTERM handler so that the partial answer is stored before exit."""
+    """Raised from the SIGTERM/SIGHUP handler so that the partial answer is stored first."""
 
     exit_code = ExitCode.TERMINATED
 
-    def __init__(self) -> None:
-        super().__init__("terminated")
+    def __init__(self, signum: int = 15) -> None:
+        super().__init__("terminated" if signum != 1 else "hung up (the terminal closed)")
+        if signum == 1:
+            self.exit_code = ExitCode.HANGUP
 
 
 class StoreError(LlmostError):
@@ -144,12 +151,18 @@ class StoreError(LlmostError):
 
 
 class OutputClosed(LlmostError):
-    """stdout's reader closed the pipe: stop quietly; not a failure of llmost."""
+    """stdout cannot take more. Its reader closed the pipe (``| head``): stop quietly, exit 0.
+    Otherwise (disk full, stdout closed): say so, exit 74; what arrived is stored anyway."""
 
     exit_code = ExitCode.OK
 
-    def __init__(self) -> None:
-        super().__init__("output closed")
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(
+            f"cannot write the answer to standard output: {reason}" if reason else "output closed"
+        )
+        self.quiet = reason is None
+        if reason is not None:
+            self.exit_code = ExitCode.OUTPUT
 
 
 _HINTS = {

@@ -9,44 +9,72 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from llmost_cli import __version__
-from llmost_cli.errors import ExitCode, Interrupted, LlmostError, OutputClosed, Terminated
+from llmost_cli.env import Environment
+from llmost_cli.errors import (
+    ExitCode,
+    Interrupted,
+    LlmostError,
+    OutputClosed,
+    Terminated,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from llmost_cli.ui.output import UI
 
 
 @dataclass
 class State:
     """Per-run state shared by the commands (click's ``ctx.obj``) and the boundary."""
 
+    env: Environment
     profile: str | None = None
     debug: bool = False
     json_errors: bool = False  # `ask -o json`: errors go to stdout as JSON too
+    _ui: UI | None = field(default=None, repr=False)
+
+    @property
+    def ui(self) -> UI:
+        if self._ui is None:
+            from llmost_cli.ui.output import make_ui
+
+            self._ui = make_ui(self.env)
+        return self._ui
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
+    env = Environment.from_system()
     if args == ["--version"]:
-        sys.stdout.write(f"llmost {__version__}\n")
+        _write(env, f"llmost {__version__}\n")
         sys.exit(0)
     if args[:1] == ["--complete-values"]:  # hidden: the shell completion scripts, on every Tab
         from llmost_cli.cli.complete import main as complete
 
-        sys.exit(complete(args[1:]))
-    sys.exit(run(args))
+        sys.exit(complete(args[1:], env))
+    code = run(args, env)
+    _flush_quietly(env)
+    sys.exit(code)
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise Terminated()
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
 
 
-def run(args: list[str]) -> int:
-    state = State(debug=os.environ.get("LLMOST_DEBUG", "") not in ("", "0"))
-    signal.signal(signal.SIGTERM, _on_sigterm)
+def run(args: list[str], env: Environment | None = None) -> int:
+    env = env or Environment.from_system()
+    state = State(env, debug=env.flag("LLMOST_DEBUG"))
     state.json_errors = _wants_json(args)
+    # SIGTERM and SIGHUP (the terminal closed) store the partial answer, as Ctrl-C does.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
     try:
+        args = _decoded(args, env)
         import typer
 
         from llmost_cli.cli.app import command
@@ -56,43 +84,67 @@ def run(args: list[str]) -> int:
         except typer.TyperException as exc:  # typer's click: usage errors of the parser
             return _usage_error(exc, state)
         except typer.Abort:
-            return _interrupted()
+            return _interrupted(env)
         return rv if isinstance(rv, int) else 0
     except KeyboardInterrupt:
-        return _interrupted()
+        return _interrupted(env)
     except LlmostError as exc:
-        if state.debug and not isinstance(exc, Terminated):
+        if state.debug and not isinstance(exc, Terminated | Interrupted | OutputClosed):
             import traceback
 
-            traceback.print_exc()
+            traceback.print_exc(file=env.stderr)
         return _report(exc, state)
     except BrokenPipeError:
-        return _pipe_closed()
+        return _pipe_closed(env)
     except Exception as exc:
         if state.debug:
             raise
         name = type(exc).__name__
-        sys.stderr.write(
-            f"llmost: error: internal error: {name}: {exc} "
+        env.stderr.write(
+            f"llmost: error: internal error: {name} "
             "(run again with --debug for the traceback, and please report it)\n"
         )
         return ExitCode.INTERNAL
 
 
+def _decoded(args: list[str], env: Environment) -> list[str]:
+    """Arguments that were not valid UTF-8 arrive with surrogate escapes: replace, and say so."""
+    out = []
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            env.stderr.write(
+                "llmost: warning: an argument is not valid UTF-8; invalid bytes were "
+                "replaced with U+FFFD\n"
+            )
+            arg = arg.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            arg = arg.encode("utf-8", "replace").decode("utf-8")
+        out.append(arg)
+    return out
+
+
 def _report(exc: LlmostError, state: State) -> int:
-    if state.json_errors and not isinstance(exc, OutputClosed):
+    env = state.env
+    if isinstance(exc, OutputClosed):
+        return _pipe_closed(env) if exc.quiet else _output_failed(exc, state)
+    if state.json_errors:
         import json
 
-        body = {"error": {"code": exc.code, "type": type(exc).__name__, "message": str(exc)}}
-        _safe_stdout(json.dumps(body, ensure_ascii=False) + "\n")
-    if isinstance(exc, OutputClosed):
-        return _pipe_closed()
-    if isinstance(exc, Interrupted | Terminated):
-        sys.stderr.write(f"\nllmost: {exc.message}\n")
-    else:
-        from llmost_cli.ui.output import make_ui
+        from llmost_cli.core.ask import finite
 
-        make_ui().error(exc)
+        error = {"code": exc.code, "type": type(exc).__name__, "message": str(exc)}
+        body = finite({**exc.details, "error": error})
+        _write(env, json.dumps(body, ensure_ascii=False, allow_nan=False) + "\n")
+    if isinstance(exc, Interrupted | Terminated):
+        _stderr(env, f"\nllmost: {exc.message}\n")
+    else:
+        state.ui.error(exc)
+    return int(exc.exit_code)
+
+
+def _output_failed(exc: OutputClosed, state: State) -> int:
+    _stderr(state.env, f"llmost: error: {exc.message}\n")
     return int(exc.exit_code)
 
 
@@ -114,31 +166,52 @@ def _usage_error(exc: Exception, state: State) -> int:
     ctx = getattr(exc, "ctx", None)
     where = f"'{ctx.command_path} --help'" if ctx is not None else "'llmost --help'"
     message = " ".join(message.split())
-    if state.json_errors:
-        import json
-
-        body = {"error": {"code": 2, "type": "UsageError", "message": message}}
-        _safe_stdout(json.dumps(body) + "\n")
-    sys.stderr.write(f"llmost: error: {message} (see {where})\n")
-    return ExitCode.USAGE
+    return _report(UsageError(message, hint=f"see {where}"), state)
 
 
-def _interrupted() -> int:
-    sys.stderr.write("\nllmost: interrupted\n")
+def _interrupted(env: Environment) -> int:
+    _stderr(env, "\nllmost: interrupted\n")
     return ExitCode.INTERRUPTED
 
 
-def _pipe_closed() -> int:
+def _pipe_closed(env: Environment) -> int:
     # The reader went away (`llmost ask ... | head`): nothing left to say, and nobody to say
     # it to. Point stdout at /dev/null so the interpreter's final flush does not complain.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    try:
+        fd = env.stdout.fileno() if env.stdout is not None else None
+    except (OSError, ValueError, AttributeError):
+        fd = None
+    if fd is not None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
     return ExitCode.OK
 
 
-def _safe_stdout(text: str) -> None:
+def _write(env: Environment, text: str) -> None:
+    if env.stdout is None:
+        return
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
+        env.stdout.write(text.encode("utf-8"))
+        env.stdout.flush()
+    except (BrokenPipeError, OSError, ValueError):
         pass
+
+
+def _stderr(env: Environment, text: str) -> None:
+    try:
+        env.stderr.write(text)
+        env.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _flush_quietly(env: Environment) -> None:
+    """A full disk or a closed pipe on the final flush is no reason for a traceback."""
+    for stream in (env.stdout, env.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            if stream is env.stdout:
+                _pipe_closed(env)

@@ -60,6 +60,7 @@ class Client:
         log: Log | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[str, int, int, float], None] | None = None,
     ) -> None:
         headers = {"User-Agent": f"llmost/{__version__}"}
         if api_key:
@@ -67,6 +68,7 @@ class Client:
         self.retries = retries
         self._log = log
         self._sleep = sleep
+        self._on_retry = on_retry
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
             headers=headers,
@@ -152,6 +154,8 @@ class Client:
             delay = BACKOFF_BASE * (2**attempt) * random.uniform(0.5, 1.0)
         if self._log:
             self._log(f"{why}; retry {attempt + 1}/{self.retries} in {delay:.1f} s")
+        if self._on_retry:
+            self._on_retry(why, attempt + 1, self.retries, delay)
         self._sleep(delay)
 
     def _debug_request(self, request: httpx.Request) -> None:

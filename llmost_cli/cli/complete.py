@@ -12,8 +12,12 @@ the ``--profile`` already typed on the command line, if any.
 
 from __future__ import annotations
 
-import sys
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmost_cli.env import Environment
 
 KINDS = ("profiles", "models", "keys", "tools")
 
@@ -23,26 +27,26 @@ def values(kind: str, profile: str | None = None) -> list[str]:
     if kind == "keys":
         from llmost_cli.core import params
 
-        return list(params.CONFIG_KEYS)
+        return [str(k) for k in params.CONFIG_KEYS]
     if kind not in KINDS:
         return []
     # config and models are core modules: stdlib only, no typer, rich or httpx.
-    from llmost_cli.core import settings as config
+    from llmost_cli.core import configfile, settings
 
-    cfg = config.load_file()
+    cfg = configfile.load_file()
     if kind == "profiles":
-        return cfg.profile_names()
+        return [str(n) for n in cfg.profile_names()]
     if kind == "tools":
         return list(cfg.tools)
     from llmost_cli.core import models
 
     # Same precedence as a real run: --profile, LLMOST_PROFILE, the file's profile;
     # LLMOST_BASE_URL over the profile's base_url.
-    base_url = config.resolve(cfg, profile, {}).base_url
+    base_url = settings.resolve(cfg, profile, {}, os.environ).base_url
     return sorted(set(models.cached_model_ids(base_url)))
 
 
-def main(args: Sequence[str]) -> int:
+def main(args: Sequence[str], env: Environment) -> int:
     kind = args[0] if args else ""
     profile = args[1] if len(args) > 1 and args[1] else None
     try:
@@ -52,8 +56,9 @@ def main(args: Sequence[str]) -> int:
     # A value with a newline would split into two bogus words: leave it out.
     text = "".join(f"{word}\n" for word in words if word and "\n" not in word)
     try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except OSError:  # the shell stopped reading (another Tab): nothing to do
+        if env.stdout is not None:
+            env.stdout.write(text.encode("utf-8", "replace"))
+            env.stdout.flush()
+    except (OSError, ValueError):  # the shell stopped reading (another Tab): nothing to do
         pass
     return 0

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from llmost_cli import paths
-from llmost_cli.core import params
-from llmost_cli.core import settings as config
+from llmost_cli.cli.options import state_of
+from llmost_cli.core import configfile, params, settings
 from llmost_cli.errors import ConfigError, UsageError
 
 CONFIG_HELP = """Show and change settings (config file, profiles, API key).
@@ -45,22 +44,23 @@ TEMPLATE = """\
 """
 
 
-def _profile(ctx: typer.Context, cfg: config.ConfigFile) -> str:
-    state = ctx.find_root().obj
-    return config.active_profile_name(cfg, getattr(state, "profile", None))
+def _profile(ctx: typer.Context, cfg: configfile.ConfigFile) -> str:
+    state = state_of(ctx)
+    return settings.active_profile_name(cfg, state.profile, state.env.environ)
 
 
-def _effective(ctx: typer.Context) -> tuple[config.ConfigFile, str, dict[str, tuple[Any, str]]]:
-    """Every key that has a value, with where it came from (environment beats profile)."""
-    cfg = config.load_file()
-    name = _profile(ctx, cfg)
-    values: dict[str, tuple[Any, str]] = {
-        k: (v, f"profile {name}") for k, v in cfg.profile(name).items()
-    }
-    for key, var in config.ENV_VARS.items():
-        if os.environ.get(var):
-            values[key] = (os.environ[var], f"env {var}")
-    return cfg, name, values
+def _effective(ctx: typer.Context) -> settings.Settings:
+    """The settings in effect, each with where it came from."""
+    state = state_of(ctx)
+    return settings.resolve(configfile.load_file(), state.profile, {}, state.env.environ)
+
+
+def _echo(ctx: typer.Context, text: str, *, err: bool = False) -> None:
+    ui = state_of(ctx).ui
+    if err:
+        ui.say(text)
+    else:
+        ui.write(text + "\n")
 
 
 def _check_key(key: str) -> None:
@@ -89,11 +89,11 @@ def list_cmd(ctx: typer.Context) -> None:
       llmost config list
       llmost --profile local config list
     """
-    _, _, values = _effective(ctx)
+    effective = _effective(ctx)
     for key in params.CONFIG_KEYS:
-        if key in values:
-            value, source = values[key]
-            typer.echo(f"{key} = {config.display_value(key, value)}  # {source}")
+        if key in effective.values:
+            value, source = effective.values[key], effective.sources.get(key, "")
+            _echo(ctx, f"{key} = {configfile.display_value(key, value)}  # {source}")
 
 
 @config_app.command("get")
@@ -106,11 +106,9 @@ def get_cmd(ctx: typer.Context, key: KeyArg) -> None:
       test -n "$(llmost config get api_key)" || echo "no key yet"
     """
     _check_key(key)
-    _, _, values = _effective(ctx)
-    if key in values:
-        typer.echo(config.display_value(key, values[key][0]))
-    elif key == "base_url":
-        typer.echo(config.DEFAULT_BASE_URL)
+    effective = _effective(ctx)
+    if key in effective.values:
+        _echo(ctx, configfile.display_value(key, effective.values[key]))
 
 
 @config_app.command("set")
@@ -135,25 +133,29 @@ def set_cmd(
       llmost --profile local config set base_url http://127.0.0.1:8080/v1
     """
     _check_key(key)
-    cfg = config.load_file()
+    cfg = configfile.load_file()
     profile = _profile(ctx, cfg)
     if value is None:
         if key != "api_key":
             raise UsageError(f"config set {key} needs a VALUE")
-        value = _read_secret()
+        value = _read_secret(ctx)
     checked = params.parse_text_value(key, value)
-    config.set_value(cfg, profile, key, checked)
-    shown = config.display_value(key, checked)
-    typer.echo(f"{key} = {shown}  # saved in profile {profile} of {cfg.path}", err=True)
+    configfile.set_value(cfg, profile, key, checked)
+    shown = configfile.display_value(key, checked)
+    _echo(ctx, f"{key} = {shown}  # saved in profile {profile} of {cfg.path}", err=True)
 
 
-def _read_secret() -> str:
-    if sys.stdin is not None and sys.stdin.isatty():
+def _read_secret(ctx: typer.Context) -> str:
+    env = state_of(ctx).env
+    if env.stdin_isatty:
         import getpass
 
         secret = getpass.getpass("API key (input hidden): ")
     else:
-        secret = sys.stdin.read() if sys.stdin is not None else ""
+        from llmost_cli.core.inputs import read_limited
+
+        raw = read_limited(env.stdin, 64 * 1024) if env.stdin is not None else b""
+        secret = raw.decode("utf-8", "replace")
     secret = secret.strip()
     if not secret:
         raise UsageError("no API key given", hint="type it at the prompt or pipe it on stdin")
@@ -170,12 +172,12 @@ def unset_cmd(ctx: typer.Context, key: KeyArg) -> None:
       llmost --profile local config unset base_url
     """
     _check_key(key)
-    cfg = config.load_file()
+    cfg = configfile.load_file()
     profile = _profile(ctx, cfg)
-    if config.unset_value(cfg, profile, key):
-        typer.echo(f"{key} removed from profile {profile}", err=True)
+    if configfile.unset_value(cfg, profile, key):
+        _echo(ctx, f"{key} removed from profile {profile}", err=True)
     else:
-        typer.echo(f"{key} was not set in profile {profile}", err=True)
+        _echo(ctx, f"{key} was not set in profile {profile}", err=True)
 
 
 @config_app.command("edit")
@@ -201,4 +203,4 @@ def edit_cmd() -> None:
         subprocess.run([*shlex.split(editor), str(path)], check=False)
     except FileNotFoundError:
         raise ConfigError(f"editor {editor!r} not found", hint="set VISUAL or EDITOR") from None
-    config.load_file(path)  # reports what is wrong; the file stays as the user left it
+    configfile.load_file(path)  # reports what is wrong; the file stays as the user left it

@@ -9,15 +9,19 @@ Instead the group routes any first word that is not a subcommand (or help) to ``
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
+if TYPE_CHECKING:
+    from llmost_cli.main import State
+
+from llmost_cli.cli import services
+from llmost_cli.cli.options import state_of
 from llmost_cli.core import models
-from llmost_cli.core import settings as config
+from llmost_cli.core.settings import Settings
 
 
 class _ListByDefault(TyperGroup):
@@ -75,16 +79,17 @@ models_app = typer.Typer(
 )
 
 
-def _settings(ctx: typer.Context) -> tuple[config.Settings, Callable[[str], None] | None]:
-    state = ctx.find_root().obj
-    settings = config.resolve(config.load_file(), getattr(state, "profile", None), {})
-    log = None
-    if getattr(state, "debug", False):
+def _context(ctx: typer.Context) -> tuple[Settings, Callable[[], list[Any]], State]:
+    """Settings, a fetcher for GET /models (the key is sent when there is one), the state."""
+    state = state_of(ctx)
+    settings = services.settings_for(state)
 
-        def log(line: str) -> None:
-            print(f"llmost: debug: {line}", file=sys.stderr, flush=True)
+    def fetch() -> list[Any]:
+        key = services.api_key(settings, required=False)
+        with services.make_client(state, settings, key) as client:
+            return models.parse_list(client.get_json("models"))
 
-    return settings, log
+    return settings, fetch, state
 
 
 @models_app.command("list", help=LIST_HELP)
@@ -107,14 +112,13 @@ def list_cmd(
         bool, typer.Option("--tools", help="Only models that support tool calling.")
     ] = False,
 ) -> None:
-    from llmost_cli.ui import output as render
     from llmost_cli.ui import tables as render_tables
 
-    settings, log = _settings(ctx)
-    listing = models.load(settings, refresh=refresh, log=log)
+    settings, fetch, state = _context(ctx)
+    listing = models.load(settings, refresh=refresh, log=services.debug_log(state), fetcher=fetch)
     words = " ".join(search or [])
     chosen = models.select(listing.models, words, vision=vision, tools=tools)
-    ui = render.make_ui()
+    ui = state.ui
     if json_:
         ui.json(chosen, pretty=ui.out_tty)
     elif chosen:
@@ -131,12 +135,11 @@ def show_cmd(
     ],
     json_: Annotated[bool, typer.Option("--json", help="Print the model object as JSON.")] = False,
 ) -> None:
-    from llmost_cli.ui import output as render
     from llmost_cli.ui import tables as render_tables
 
-    settings, log = _settings(ctx)
-    model = models.lookup(settings, model_id, log=log)
-    ui = render.make_ui()
+    settings, fetch, state = _context(ctx)
+    model = models.lookup(settings, model_id, log=services.debug_log(state), fetcher=fetch)
+    ui = state.ui
     if json_:
         ui.json(model, pretty=ui.out_tty)
     else:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from llmost_cli.main import State
 
 TURN = "Request"
 SAMPLING = "Sampling"
 TOOLS = "Tools and structured output"
 NET = "Conversation and network"
+
+
+def state_of(ctx: typer.Context) -> State:
+    """The run's state (environment, profile, debug), set up by ``main``."""
+    from llmost_cli.main import State
+
+    state = ctx.find_root().obj
+    assert isinstance(state, State)
+    return state
 
 
 class OutputFormat(StrEnum):

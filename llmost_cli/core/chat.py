@@ -1,188 +1,75 @@
-"""``llmost chat``: a conversation session (turns, tools, storage) and the line-by-line mode.
+"""``llmost chat``: one session's state, and what each message or slash command does to it.
 
-The terminal REPL (prompt_toolkit) lives in ``repl.py`` and is imported only when stdin is a
-terminal. Everything here works without one: a session is fed lines, from the REPL or from a
-pipe, and is tested with plain strings.
+The session is fed lines, from the REPL (``ui/repl.py``) or from a pipe, and works without a
+terminal or a network: the client, the view, the store and the recorder are handed in. Every
+message goes through the one turn engine (``core/turn.py``), as ``ask`` does.
 """
 
 from __future__ import annotations
 
-import re
-import shlex
-import sys
-from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, Protocol
 
-from llmost_cli.core import chat_commands, tools
-from llmost_cli.core import inputs as conversation
-from llmost_cli.core import settings as config
-from llmost_cli.core.ask import (
-    Outcome,
-    offered_tools,
-    open_conversation,
-    run_declared,
-    stream_answer,
-    tools_may_run,
-    use_markdown,
-)
-from llmost_cli.core.messages import Message, ToolCall
-from llmost_cli.core.request import TurnOptions, build_body
-from llmost_cli.errors import (
-    Interrupted,
-    LlmostError,
-    OutputClosed,
-    StoreError,
-    Terminated,
-    UsageError,
-)
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from llmost_cli.api.client import Client
-    from llmost_cli.core.events import Usage
-    from llmost_cli.core.messages import Conversation
-    from llmost_cli.core.settings import Settings
-    from llmost_cli.core.tools import LocalTool
-    from llmost_cli.store.store import Store
-    from llmost_cli.ui.output import UI, AnswerWriter
+from llmost_cli.core import inputs, tools
+from llmost_cli.core.events import Usage
+from llmost_cli.core.messages import Conversation, Message, Thread
+from llmost_cli.core.request import TurnOptions
+from llmost_cli.core.settings import Settings
+from llmost_cli.core.turn import ChatClient, Recorder, TurnResult, TurnView, compose, run_turn
+from llmost_cli.errors import Interrupted, LlmostError, OutputClosed, Terminated, UsageError
 
 # These end the process (after the partial answer is stored); other errors end only a turn.
-_FATAL = (Terminated, OutputClosed, Interrupted)
-_COMMAND = re.compile(r"(/\S*)\s*(.*)", re.DOTALL)
+FATAL = (Terminated, OutputClosed)
+
+
+class ChatStore(Protocol):
+    """What the session needs of the conversation store (``store.Store`` provides it)."""
+
+    def get(self, id_or_name: str) -> Conversation | None: ...
+    def messages(self, conversation_id: str) -> list[Message]: ...
+    def create(self, name: str | None = None, model: str | None = None) -> Conversation: ...
+    def append(self, conversation_id: str, messages: Sequence[Message]) -> None: ...
+    def rename(self, conversation_id: str, name: str) -> None: ...
+    def set_model(self, conversation_id: str, model: str | None) -> None: ...
+    def drop_last_exchange(self, conversation_id: str) -> int: ...
+
+
+class ChatView(TurnView, Protocol):
+    """The turn view plus what the session says itself (all on stderr)."""
+
+    def error(self, exc: LlmostError) -> None: ...
+    def say(self, text: str) -> None: ...
+    def history(self, messages: Sequence[Message]) -> None: ...
+    def usage(self, usage: Usage | None, cost: float | None) -> None: ...
+    def turn_done(self, result: TurnResult, model: str | None) -> None: ...
 
 
 @dataclass
-class ChatOptions(TurnOptions):
-    prompt: list[str] = field(default_factory=list)
-    yes: bool = False
-
-
-def run(
-    opts: ChatOptions, ui: UI, *, profile: str | None, log: Callable[[str], None] | None
-) -> int:
-    interactive = sys.stdin is not None and sys.stdin.isatty()
-    with ExitStack() as stack:
-        session = open_session(opts, ui, stack, profile=profile, log=log, interactive=interactive)
-        if interactive:
-            session.greet()
-        first = " ".join(opts.prompt)
-        if first.strip():
-            session.handle(first, commands=False)
-        if interactive:
-            from llmost_cli.ui import repl
-
-            lines = repl.read_lines(
-                chat_commands.COMMAND_NAMES, session.settings.base_url, warn=ui.warn
-            )
-        else:
-            lines = stdin_lines(sys.stdin.buffer if sys.stdin is not None else None)
-        return session.run_lines(lines)
-
-
-def open_session(
-    opts: ChatOptions,
-    ui: UI,
-    stack: ExitStack,
-    *,
-    profile: str | None,
-    log: Callable[[str], None] | None = None,
-    interactive: bool,
-) -> Session:
-    """Check the options, open the store and the HTTP client (closed with ``stack``)."""
-    settings = config.resolve(config.load_file(), profile, opts.overrides())
-    system = conversation.read_text_arg(settings.system, "--system") if settings.system else None
-    offered = offered_tools(opts, settings)
-    local = tools.declared_tools(settings.tools) if (opts.tool or opts.tools_all) else {}
-    build_body(settings, [], opts, tools=offered)  # bad option combinations fail now, not later
-    images = [conversation.image_url(spec) for spec in opts.image]
-    api_key = settings.api_key()  # a missing key is an error before the REPL starts
-    from llmost_cli.api.client import Client
-
-    store, conv = stack.enter_context(open_conversation(opts, settings, ui, create=False))
-    client = stack.enter_context(
-        Client(
-            settings.base_url,
-            api_key,
-            timeout=settings.timeout,
-            retries=settings.retries,
-            log=log,
-        )
-    )
-    session = Session(
-        settings,
-        opts,
-        ui,
-        client,
-        store,
-        conv,
-        system=system,
-        tools=offered,
-        interactive=interactive,
-    )
-    session.images = images
-    session.local = local
-    session.run_tools = opts.yes or interactive
-    if interactive and not opts.yes:
-        session.confirm = _ask_on_terminal
-    return session
-
-
-def _ask_on_terminal(question: str) -> bool:
-    from llmost_cli.ui import repl
-
-    return repl.yes_no(question)
-
-
-def stdin_lines(stream: BinaryIO | None) -> Iterator[str]:
-    """One message per line; read lazily, so a script can wait for each answer."""
-    if stream is None:
-        return
-    for raw in stream:
-        yield raw.decode("utf-8", "replace").removesuffix("\n").removesuffix("\r")
-
-
 class Session:
-    """One chat: the conversation so far, what the next turn carries, and the store."""
+    """One chat: the conversation so far and what the next message carries."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        opts: TurnOptions,
-        ui: UI,
-        client: Client,
-        store: Store | None,
-        conv: Conversation | None,
-        *,
-        system: str | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        interactive: bool = True,
-    ) -> None:
-        self.settings = settings
-        self.opts = opts
-        self.ui = ui
-        self.client = client
-        self.store = store
-        self.conv: Conversation | None = None
-        self.tools = tools
-        self._tools_saved = False
-        self.local: dict[str, LocalTool] = {}  # declared tools offered in this chat
-        self.run_tools = interactive  # line mode runs them only with --yes
-        self.confirm: Callable[[str], bool] | None = None  # None: run without asking
-        self.interactive = interactive
-        self.markdown = interactive and use_markdown(opts, settings)
-        self.history: list[Message] = []
-        self._system_arg = system  # -s or the profile's: wins over a stored one
-        self.system = system
-        self.system_stored: str | None = None  # the system prompt the store already has
-        self.images: list[str] = []  # attached to the next message
-        self.prefill: str | None = opts.prefill  # the next answer only
-        self.usages: list[tuple[Usage, str | None]] = []
-        self.failure: LlmostError | None = None  # the first one: line mode's exit code
-        if conv is not None:
-            self.enter(conv)
+    settings: Settings
+    options: TurnOptions
+    client: ChatClient
+    view: ChatView
+    store: ChatStore | None
+    recorder_for: Callable[[Thread, Callable[[], str | None]], Recorder]
+    thread: Thread = field(default_factory=Thread)
+    system: str | None = None  # -s or the profile's; wins over a stored one
+    offered: tuple[dict[str, Any], ...] = ()
+    local: dict[str, tools.LocalTool] = field(default_factory=dict)
+    run_tools: bool = False
+    interactive: bool = True
+    images: list[str] = field(default_factory=list)  # attached to the next message
+    prefill: str | None = None  # the next answer only
+    usages: list[tuple[Usage, str | None]] = field(default_factory=list)
+    failure: LlmostError | None = None  # the first one: line mode's exit code
+    unanswered: str | list[dict[str, Any]] | None = None  # a message whose turn failed
+
+    def __post_init__(self) -> None:
+        self._recorder = self.recorder_for(self.thread, lambda: self.settings.model)
+        self.prefill = self.prefill or self.options.prefill
 
     # -- input --------------------------------------------------------------------------------
 
@@ -195,7 +82,6 @@ class Session:
             except KeyboardInterrupt:
                 if not self.interactive:
                     raise
-                self.ui.err.write("\n")
         if self.interactive or self.failure is None:
             return 0
         return int(self.failure.exit_code)
@@ -207,192 +93,207 @@ class Session:
             return True
         try:
             if commands and stripped.startswith("/") and not stripped.startswith("//"):
-                return self.command(stripped)
+                return run_command(self, stripped)
             if commands and stripped.startswith("//"):  # a message that starts with a slash
                 line = line.lstrip()[1:]
             self.send(line)
-        except _FATAL:
+        except FATAL:
             raise
+        except Interrupted:
+            if not self.interactive:
+                raise
         except LlmostError as exc:
-            self.ui.error(exc)
+            self.view.error(exc)
             self._fail(exc)
         return True
 
-    def greet(self) -> None:
-        model = self.settings.model or "the account's default model"
-        if self.conv is not None and self.history:
-            name = self.conv.name or self.conv.id
-            self.ui.note(f"continuing {name} ({len(self.history)} messages) with {model}")
-        else:
-            self.ui.note(f"chatting with {model}")
-        self.ui.note("/help lists the commands; Alt-Enter adds a line; Ctrl-D leaves")
-
     # -- turns --------------------------------------------------------------------------------
 
-    def send(self, text: str) -> None:
-        content = conversation.user_content(text, self.images)
-        self.images = []
-        self.turn(content)
-
-    def turn(self, content: str | list[dict[str, Any]]) -> None:
-        user = {"role": "user", "content": content}
-        context = [m for m in self.history if m.role != "system"]
-        messages = conversation.build_messages(
-            context, system=self.system, new=[user], prefill=self.prefill
-        )
-        prefill, self.prefill = self.prefill or "", None
-        outcome = self._ask(messages, prefill)
-        self._save(content, outcome)
-        rounds = 0
-        while self._should_run_tools(outcome, rounds):
-            rounds += 1
-            results = [self._call(call) for call in outcome.reply.tool_calls]
-            self.history.extend(results)
-            self._persist(results)
-            context = [m for m in self.history if m.role != "system"]
-            outcome = self._ask(conversation.build_messages(context, system=self.system), "")
-            self._keep(outcome)
-        self._report(outcome)
-
-    def _ask(self, messages: list[dict[str, Any]], prefill: str) -> Outcome:
-        body = build_body(self.settings, messages, self.opts, tools=self.tools)
-        outcome = stream_answer(self.client, body, prefill, self._writer())
-        reply = outcome.reply
-        if reply.usage is not None:
-            self.usages.append((reply.usage, reply.model or self.settings.model))
-        return outcome
-
-    def _keep(self, outcome: Outcome) -> None:
-        """Store the answer of a tool round (the user message is stored already)."""
-        if outcome.keeps_reply:
-            message = outcome.reply.to_message()
-            self.history.append(message)
-            self._persist([message])
-
-    def _should_run_tools(self, outcome: Outcome, rounds: int) -> bool:
-        calls = outcome.reply.tool_calls
-        if outcome.error is not None or not calls:
-            return False
-        if not self.local:
-            self.ui.warn(
-                "the model asked to call tools, which chat runs only when they are declared in "
-                "the config file (--tool NAME); answer them with: "
-                "llmost ask -c --tool-result ID=VALUE"
-            )
-            return False
-        if not self.run_tools:  # the writer printed the calls
-            self.ui.warn(
-                "not running declared tools: chat reads messages from standard input, so it "
-                "cannot ask first; pass --yes to run them"
-            )
-            return False
-        limit = self.settings.max_tool_rounds
-        return tools_may_run(self.ui, calls, self.local, rounds, limit, self.ui.tool_calls)
-
-    def _call(self, call: ToolCall) -> Message:
-        """Run one call of a declared tool, after asking; the message that carries its result."""
-        tool = self.local[call.name]
-        command = " ".join(shlex.quote(a) for a in tool.command)
-        shown = f"{call.name}: {command} <<< {call.arguments}"
-        if self.confirm is not None:
-            self.ui.note(f"the model wants to run tool {shown}")
-            if not self.confirm(f"run {call.name}?"):
-                self.ui.note(f"not running {call.name}; the model is told you declined")
-                return _declined(call)
-        else:
-            self.ui.note(f"running tool {shown}")
-        return run_declared(self.ui, tool, call)
-
-    def _writer(self) -> AnswerWriter:
-        writer = self.ui.answer_writer(markdown=self.markdown)
-        # Calls that will run are shown as they run; the others are printed (DESIGN.md §2).
-        writer.show_tool_calls = not self._runs_tools
-        return writer
-
     @property
-    def _runs_tools(self) -> bool:
-        return bool(self.local) and self.run_tools
+    def history(self) -> list[Message]:
+        return self.thread.messages
 
-    def _save(self, content: str | list[dict[str, Any]], outcome: Outcome) -> None:
-        new: list[Message] = []
-        if self.system and self.system != self.system_stored:
-            new.append(Message(role="system", content=self.system))
-        new.append(Message(role="user", content=content))
-        if outcome.keeps_reply:  # if not, /retry asks again
-            new.append(outcome.reply.to_message())
-        self.history.extend(new)
-        if self.system:
-            self.system_stored = self.system
-        self._persist(new)
+    def send(self, text: str) -> None:
+        content = inputs.user_content(text, self.images)
+        self.images = []
+        self.ask(content)
 
-    def _persist(self, new: list[Message]) -> None:
-        if self.store is None:
-            return
-        try:
-            if self.conv is None:
-                self.conv = self.store.create(model=self.settings.model)
-            self.store.append(self.conv.id, new)
-            if self.tools and not self._tools_saved:  # `ask -c --tool-result` offers them again
-                self.store.set_tools(self.conv.id, self.tools)
-                self._tools_saved = True
-        except StoreError as exc:
-            self.ui.warn(f"{exc.message}; this exchange was not saved")
+    def ask(self, content: str | list[dict[str, Any]]) -> None:
+        """One turn through the engine; a turn that failed before any answer leaves no trace."""
+        prefill, self.prefill = self.prefill or "", None
+        turn = compose(
+            self.settings,
+            self.options,
+            self.history,
+            system=self.system,
+            user=Message(role="user", content=content),
+            prefill=prefill,
+            offered=self.offered,
+            local=self.local,
+            run_tools=self.run_tools,
+        )
+        result = run_turn(turn, self.client, self.view, self._recorder)
+        self.history.extend(result.recorded)
+        self.usages.extend(result.usages)
+        self.unanswered = None if result.kept_question else content
+        self._report(result)
 
-    def _report(self, outcome: Outcome) -> None:
-        reply, error = outcome.reply, outcome.error
+    def _report(self, result: TurnResult) -> None:
+        reply, error = result.reply, result.error
         if isinstance(error, Interrupted) and self.interactive:
-            self.ui.note("stopped; the partial answer is kept")
-        elif isinstance(error, _FATAL):
+            kept = "the partial answer is kept" if reply.has_content else "nothing was kept"
+            self.view.note(f"stopped; {kept}")
+        elif isinstance(error, (*FATAL, Interrupted)):
             raise error
         elif error is not None:
-            self.ui.error(error)
+            self.view.error(error)
             self._fail(error)
-        elif reply.finish_reason in ("length", "content_filter"):
-            why = "max_tokens reached" if reply.finish_reason == "length" else "content filter"
-            self.ui.warn(f"the answer was cut off ({reply.finish_reason}: {why})")
-        elif reply.empty and reply.tool_calls:
-            pass  # _should_run_tools said why they were not run
-        elif reply.empty and not reply.prefill:
-            self.ui.warn("the model returned an empty answer")
+        else:
+            if reply.finish_reason in ("length", "content_filter"):
+                why = "max_tokens reached" if reply.finish_reason == "length" else "content filter"
+                self.view.warn(f"the answer was cut off ({reply.finish_reason}: {why})")
+            elif reply.empty and not reply.prefill and not result.cancelled:
+                self.view.warn("the model returned an empty answer")
+            self.view.turn_done(result, self.settings.model)
 
     def _fail(self, exc: LlmostError) -> None:
         if self.failure is None:
             self.failure = exc
 
-    def enter(self, conv: Conversation) -> None:
-        """Make ``conv`` the current conversation: its messages, system prompt and model."""
-        self.conv, self._tools_saved = conv, False
-        self.history = self.store.messages(conv.id) if self.store is not None else []
-        stored = [m.content for m in self.history if m.role == "system"]
-        self.system_stored = stored[-1] if stored and isinstance(stored[-1], str) else None
-        self.system = self._system_arg or self.system_stored
-        if conv.model and self.opts.model is None:
-            self.settings.model = conv.model
+    # -- state changes (the slash commands call these) ----------------------------------------
 
-    # -- slash commands -----------------------------------------------------------------------
+    def enter(self, conversation: Conversation | None, messages: Sequence[Message] = ()) -> None:
+        """Make ``conversation`` current (None: a new one); a stored model is kept (no -m)."""
+        self.thread = Thread(
+            conversation, list(messages), conversation.name if conversation else None
+        )
+        self._recorder = self.recorder_for(self.thread, lambda: self.settings.model)
+        self.images, self.prefill, self.unanswered = [], None, None
+        if conversation and conversation.model and not self.settings.given_on_command_line("model"):
+            self.settings = self.settings.with_values(
+                source="conversation", model=conversation.model
+            )
 
-    def command(self, line: str) -> bool:
-        match = _COMMAND.fullmatch(line)
-        assert match is not None
-        name, arg = match.group(1).lower(), match.group(2)
-        if name in ("/exit", "/quit"):
+    def clear(self) -> None:
+        """A new, empty conversation; the stored one stays in the store."""
+        self.enter(None)
+
+    def switch_model(self, model: str) -> None:
+        self.settings = self.settings.with_values(model=model)
+        conv = self.thread.conversation
+        if self.store is not None and conv is not None:
+            self.store.set_model(conv.id, model)
+
+    def set_sampling(self, key: str, value: Any) -> None:
+        self.settings = self.settings.with_values(**{key: value})
+
+    def set_system(self, text: str) -> None:
+        self.system = text
+
+    def effective_system(self) -> str | None:
+        from llmost_cli.core.turn import last_system
+
+        return self.system or last_system(self.history)
+
+    def attach_image(self, url: str) -> None:
+        self.images.append(url)
+
+    def set_prefill(self, text: str) -> None:
+        self.prefill = text
+
+    def drop_last_exchange(self) -> str | list[dict[str, Any]] | None:
+        """Forget the last user message and what followed; its content, or None if none."""
+        users = [i for i, m in enumerate(self.history) if m.role == "user"]
+        if not users:
+            return None
+        content = self.history[users[-1]].content
+        conv = self.thread.conversation
+        if self.store is not None and conv is not None:
+            self.store.drop_last_exchange(conv.id)
+        del self.history[users[-1] :]
+        return content if content is not None else ""
+
+    def retry(self) -> bool:
+        """Ask the last question again: a failed one as it was, else the last answered one."""
+        content = self.unanswered
+        if content is None:
+            content = self.drop_last_exchange()
+        if content is None:
             return False
-        if name not in chat_commands.COMMAND_NAMES:
-            raise UsageError(f"unknown command {name}", hint="/help lists the commands")
-        handler = getattr(chat_commands, "cmd_" + name[1:])
-        handler(self, arg)
+        self.ask(content)
         return True
 
-    def say(self, text: str) -> None:
-        """Command output: stderr, so that stdout carries answers only."""
-        self.ui.err.write(text + "\n")
-        self.ui.err.flush()
+    def save(self, name: str) -> None:
+        store = self._need_store()
+        conv = self.thread.conversation
+        if conv is None:
+            conv = store.create(name=name, model=self.settings.model)
+            store.append(conv.id, self.history)
+            self.enter(conv, self.history)
+        else:
+            store.rename(conv.id, name)
+            conv.name = name
+
+    def load(self, ref: str) -> Conversation:
+        store = self._need_store()
+        conv = store.get(ref)
+        if conv is None:
+            raise UsageError(f"no saved conversation {ref!r}")
+        self.enter(conv, store.messages(conv.id))
+        return conv
+
+    def fork(self, name: str | None = None) -> Conversation:
+        """A new stored conversation holding a copy of this one so far; it becomes current."""
+        store = self._need_store()
+        conv = store.create(name=name, model=self.settings.model)
+        messages = list(self.history)
+        system = self.effective_system()
+        if system and not any(m.role == "system" for m in messages):
+            messages.insert(0, Message(role="system", content=system))
+        store.append(conv.id, messages)
+        self.enter(conv, messages)
+        return conv
+
+    def _need_store(self) -> ChatStore:
+        if self.store is None:
+            from llmost_cli.errors import StoreError
+
+            raise StoreError("the conversation store is not available in this session")
+        return self.store
 
 
-def _declined(call: ToolCall) -> Message:
-    return Message(
-        role="tool",
-        content=f"The user declined to run {call.name}; do not call it again for this request.",
-        tool_call_id=call.id,
-        name=call.name,
-    )
+# -- slash commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str
+    help: str
+    handler: Callable[[Session, str], bool | None]  # False: leave the chat
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, usage: str, help: str) -> Callable[[Callable[[Session, str], Any]], Any]:
+    def register(handler: Callable[[Session, str], Any]) -> Callable[[Session, str], Any]:
+        COMMANDS[name] = Command(name, usage, help, handler)
+        return handler
+
+    return register
+
+
+def run_command(session: Session, line: str) -> bool:
+    name, _, arg = line.partition(" ")
+    name = name.lower()
+    found = COMMANDS.get(name)
+    if found is None:
+        raise UsageError(f"unknown command {name}", hint="/help lists the commands")
+    return found.handler(session, arg.strip()) is not False
+
+
+def command_names() -> tuple[str, ...]:
+    from llmost_cli.core import chat_commands  # noqa: F401  # registers them
+
+    return tuple(COMMANDS)

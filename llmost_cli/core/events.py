@@ -46,11 +46,38 @@ class Usage:
     raw: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.reasoning_tokens is not None:
+            out["reasoning_tokens"] = self.reasoning_tokens
+        return out
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        details = self.raw.get("completion_tokens_details")
+        value = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    def __add__(self, other: Usage) -> Usage:
+        """The usage of two requests together; a count unknown in either is unknown."""
+
+        def add(a: int | float | None, b: int | float | None) -> Any:
+            return None if a is None or b is None else a + b
+
+        reasoning = add(self.reasoning_tokens, other.reasoning_tokens)
+        raw: dict[str, Any] = {}
+        if reasoning is not None:
+            raw["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return Usage(
+            prompt_tokens=add(self.prompt_tokens, other.prompt_tokens),
+            completion_tokens=add(self.completion_tokens, other.completion_tokens),
+            total_tokens=add(self.total_tokens, other.total_tokens),
+            cost=add(self.cost, other.cost),
+            raw=raw,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
-"""What the user brings to a turn: prompt words, standard input, images, ``@file`` text, and the
-``messages`` array built from them."""
+"""What the user brings to a turn: prompt words, standard input, images and ``@file`` text.
+
+Every read has a limit checked before the bytes are held: ``read(limit + 1)`` and refuse when
+the extra byte arrives (``stat`` is no limit: FIFOs, ``/dev/zero`` and growing files lie).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,13 @@ import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, Any
 
 from llmost_cli.errors import UsageError
 
-if TYPE_CHECKING:
-    from llmost_cli.core.messages import Message
-
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_STDIN_BYTES = 64 * 1024 * 1024
+MAX_TEXT_FILE_BYTES = 8 * 1024 * 1024  # -s @file, --schema FILE, --tools FILE, @file values
 
 # Magic numbers of the formats the API accepts (llmost-api.md §2.2).
 _IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -24,6 +25,53 @@ _IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
 )
+
+
+def size_text(n: int) -> str:
+    """A byte count as people read it: 512 bytes, 3.4 KiB, 21.0 MiB."""
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+class TooLarge(Exception):
+    """More than the limit arrived; nothing past limit + 1 bytes was read."""
+
+
+def read_limited(stream: IO[bytes], limit: int) -> bytes:
+    """Read to the end, but never hold more than ``limit + 1`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = stream.read(min(1024 * 1024, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge()
+
+
+def read_file_limited(path: Path, limit: int, what: str) -> bytes:
+    """A file's bytes, or a UsageError that names it and what is wrong."""
+    try:
+        if path.is_dir():
+            raise UsageError(f"{what} {path} is a directory")
+        with path.open("rb") as fh:
+            return read_limited(fh, limit)
+    except TooLarge:
+        raise UsageError(
+            f"{what} {path} is larger than {size_text(limit)}, the limit",
+            hint="send a smaller file",
+        ) from None
+    except FileNotFoundError:
+        raise UsageError(f"{what} {path}: no such file") from None
+    except PermissionError:
+        raise UsageError(f"{what} {path}: permission denied") from None
+    except OSError as exc:
+        raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
 
 
 def sniff_image_type(head: bytes) -> str | None:
@@ -40,45 +88,26 @@ def image_url(spec: str) -> str:
     if spec.startswith(("http://", "https://", "data:image/")):
         return spec
     path = Path(spec).expanduser()
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise UsageError(f"image {spec}: is a directory")
-        if size > MAX_IMAGE_BYTES:
-            raise UsageError(
-                f"image {spec} is {_mib(size)}; the limit is {_mib(MAX_IMAGE_BYTES)}",
-                hint="resize or compress it first",
-            )
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"image {spec}: no such file") from None
-    except PermissionError:
-        raise UsageError(f"image {spec}: permission denied") from None
-    except OSError as exc:
-        raise UsageError(f"image {spec}: cannot read it ({exc.strerror})") from None
+    data = read_file_limited(path, MAX_IMAGE_BYTES, "image")
     mime = sniff_image_type(data[:16])
     if mime is None:
         raise UsageError(f"image {spec} is not a PNG, JPEG, GIF or WebP image")
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _mib(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MiB"
+def decode_text(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} is not UTF-8 text") from None
 
 
 def read_text_arg(value: str, what: str) -> str:
-    """``@path`` reads a file (``@-`` is stdin is not supported here); anything else is literal."""
+    """``@path`` reads a file; anything else is literal."""
     if not value.startswith("@") or value == "@":
         return value
     path = Path(value[1:]).expanduser()
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{what} file {path}: no such file") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{what} file {path} is not UTF-8 text") from None
-    except OSError as exc:
-        raise UsageError(f"{what} file {path}: cannot read it ({exc.strerror})") from None
+    return decode_text(read_file_limited(path, MAX_TEXT_FILE_BYTES, f"{what} file"), f"{path}")
 
 
 @dataclass
@@ -87,12 +116,19 @@ class StdinText:
     replaced: bool = False  # invalid UTF-8 was replaced with U+FFFD
 
 
-def decode_stdin(raw: bytes) -> StdinText:
-    if len(raw) > MAX_STDIN_BYTES:
+def read_stdin(stream: IO[bytes], limit: int = MAX_STDIN_BYTES) -> StdinText:
+    """Standard input to the end, within ``limit``; invalid UTF-8 is replaced (and said)."""
+    try:
+        raw = read_limited(stream, limit)
+    except TooLarge:
         raise UsageError(
-            f"standard input is {_mib(len(raw))}; the limit is {_mib(MAX_STDIN_BYTES)}",
+            f"standard input is larger than {size_text(limit)}, the limit",
             hint="send a smaller excerpt",
-        )
+        ) from None
+    return decode_stdin(raw)
+
+
+def decode_stdin(raw: bytes) -> StdinText:
     try:
         return StdinText(raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -115,27 +151,3 @@ def user_content(text: str, images: Sequence[str]) -> str | list[dict[str, Any]]
         parts.append({"type": "text", "text": text})
     parts.extend({"type": "image_url", "image_url": {"url": url}} for url in images)
     return parts
-
-
-def build_messages(
-    history: Sequence[Message],
-    *,
-    system: str | None,
-    new: Sequence[dict[str, Any]] = (),
-    prefill: str | None = None,
-) -> list[dict[str, Any]]:
-    """The ``messages`` array: system, earlier turns, the new turn, then the prefill.
-
-    A system prompt given for this turn replaces the one stored with the history.
-    """
-    messages: list[dict[str, Any]] = []
-    if system:
-        messages.append({"role": "system", "content": system})
-    for message in history:
-        if message.role == "system" and system:
-            continue
-        messages.append(message.to_api())
-    messages.extend(new)
-    if prefill:
-        messages.append({"role": "assistant", "content": prefill})
-    return messages

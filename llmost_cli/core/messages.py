@@ -55,6 +55,15 @@ class Conversation:
 
 
 @dataclass
+class Thread:
+    """The conversation a command continues (or will start), as read from the store."""
+
+    conversation: Conversation | None = None
+    messages: list[Message] = field(default_factory=list)
+    name: str | None = None  # --session NAME not yet stored: created with the first exchange
+
+
+@dataclass
 class ToolCall:
     id: str
     name: str
@@ -85,7 +94,7 @@ class Reply:
     finish_reason: str | None = None
     usage: Usage | None = None
     error: ErrorEvent | None = None
-    reasoning: str = ""
+    _reasoning: list[str] = field(default_factory=list)
     _text: list[str] = field(default_factory=list)
     _calls: dict[int, dict[str, str]] = field(default_factory=dict)
 
@@ -109,7 +118,11 @@ class Reply:
             case ErrorEvent():
                 self.error = event
             case ReasoningDelta(text=text):
-                self.reasoning += text
+                self._reasoning.append(text)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self._reasoning)
 
     @property
     def text(self) -> str:
@@ -132,8 +145,14 @@ class Reply:
     def empty(self) -> bool:
         return not self._text and not self._calls
 
+    @property
+    def has_content(self) -> bool:
+        """Something worth keeping arrived: text, or whole tool calls (a cut-off call is not)."""
+        return bool(self._text) or (bool(self._calls) and not self.partial)
+
     def to_message(self) -> Message:
-        calls = [c.to_api() for c in self.tool_calls] or None
+        # A call cut off mid-arguments cannot be answered: keep only the text of a partial reply.
+        calls = None if self.partial else [c.to_api() for c in self.tool_calls] or None
         return Message(
             role="assistant",
             content=self.text if (self.text or not calls) else None,

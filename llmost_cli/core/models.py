@@ -284,20 +284,6 @@ def cached_model_ids(base_url: str) -> list[str]:
     return [str(m["id"]) for m in read_cache(base_url, max_age=None) or []]
 
 
-def fetch(settings: Settings, log: Log | None = None) -> list[Model]:
-    """GET /models now (the key is sent when there is one; a local server may need none)."""
-    from llmost_cli.api.client import Client
-
-    with Client(
-        settings.base_url,
-        settings.api_key(required=False),
-        timeout=settings.timeout,
-        retries=settings.retries,
-        log=log,
-    ) as client:
-        return parse_list(client.get_json("models"))
-
-
 @dataclass
 class ModelList:
     models: list[Model]
@@ -309,14 +295,14 @@ def load(
     *,
     refresh: bool = False,
     log: Log | None = None,
-    fetcher: Callable[[], list[Model]] | None = None,
+    fetcher: Callable[[], list[Model]],
 ) -> ModelList:
     """The list from a fresh cache, else fetched (and cached). ``refresh`` skips the cache."""
     if not refresh:
         cached = read_cache(settings.base_url)
         if cached is not None:
             return ModelList(cached, from_cache=True)
-    models = fetcher() if fetcher else fetch(settings, log)
+    models = fetcher()
     try:
         write_cache(settings.base_url, models)
     except OSError as exc:  # a read-only cache dir costs speed, not the answer
@@ -330,7 +316,7 @@ def lookup(
     model_id: str,
     *,
     log: Log | None = None,
-    fetcher: Callable[[], list[Model]] | None = None,
+    fetcher: Callable[[], list[Model]],
 ) -> Model:
     """One model by id; an id missing from a cached list triggers one refresh (it may be new).
     Unknown: a UsageError that names it and suggests close ids."""

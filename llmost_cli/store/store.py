@@ -184,6 +184,7 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self.busy_timeout = BUSY_TIMEOUT
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open()
 
@@ -202,7 +203,7 @@ class Store:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
         if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return StoreError(
-                f"{where} is locked by another process (waited {BUSY_TIMEOUT:g} s)",
+                f"{where} is locked by another process (waited {self.busy_timeout:g} s)",
                 hint="try again when the other llmost has finished",
             )
         if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
@@ -321,6 +322,12 @@ class Store:
         if self._conn is None:
             raise sqlite3.ProgrammingError("the conversation store is closed")
         return self._conn
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        """How long a write waits for another process's transaction before giving up."""
+        with self._errors():
+            self._db().execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+        self.busy_timeout = seconds
 
     def close(self) -> None:
         if self._conn is not None:

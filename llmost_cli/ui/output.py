@@ -6,18 +6,20 @@ bytes, so a pipeline never pays for rich.
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from llmost_cli.core.events import ReasoningDelta, StreamEvent, TextDelta
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from llmost_cli.core.events import Usage
     from llmost_cli.core.messages import Reply, ToolCall
+    from llmost_cli.core.turn import AnswerWriter
+    from llmost_cli.env import Environment
     from llmost_cli.errors import LlmostError
 
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 class UI:
     """The process's streams and what they are connected to, decided once."""
 
-    out: BinaryIO
+    out: BinaryIO | None
     err: TextIO
     out_tty: bool
     err_tty: bool
@@ -42,6 +44,22 @@ class UI:
     def note(self, text: str) -> None:
         self._stderr_line(None, text, "dim")
 
+    def say(self, text: str) -> None:
+        """Command output in the REPL: stderr, so that stdout carries answers only."""
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def rule(self, text: str) -> None:
+        """A dim line between turns (a terminal only)."""
+        from rich.text import Text
+
+        self.console("err").print(Text(f"── {text}", style="dim"), highlight=False)
+
+    def detail(self, text: str) -> None:
+        """An indented stderr line under a note (tool commands, arguments, output), kept whole."""
+        self.err.write("    " + text.replace("\n", "\n    ") + "\n")
+        self.err.flush()
+
     def _stderr_line(self, label: str | None, text: str, style: str) -> None:
         prefix = f"llmost: {label}: " if label else "llmost: "
         text = " ".join(text.splitlines())  # one line, always
@@ -57,11 +75,10 @@ class UI:
 
     # --- stdout: the answer only ---------------------------------------------------------
     def write(self, text: str) -> None:
-        self.out.write(text.encode("utf-8", "surrogateescape"))
-        self.out.flush()
+        write_out(self.out, text)
 
     def json(self, obj: Any, *, pretty: bool = False) -> None:
-        text = json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None)
+        text = json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None, allow_nan=False)
         self.write(text + "\n")
 
     def console(self, which: str = "out") -> Console:
@@ -69,7 +86,7 @@ class UI:
         if which not in self._consoles:
             from rich.console import Console
 
-            stream = self.err if which == "err" else sys.stdout
+            stream: Any = self.err if which == "err" else _TextOut(self.out, self.out_tty)
             self._consoles[which] = Console(
                 file=stream,
                 no_color=self.no_color or None,
@@ -99,15 +116,16 @@ class UI:
                 )
             self.write(tool_call_line(call) + "\n")
 
-    def usage(self, reply: Reply, cost: float | None) -> None:
-        u = reply.usage
+    def usage(self, u: Usage | None, cost: float | None) -> None:
         if u is None:
-            self.note("usage: the server sent no token counts")
+            self.note("usage: unknown (the server sent no token counts)")
             return
         text = (
             f"tokens: {_n(u.prompt_tokens)} prompt + {_n(u.completion_tokens)} completion"
             f" = {_n(u.total_tokens)} total"
         )
+        if u.reasoning_tokens is not None:
+            text += f" ({u.reasoning_tokens} reasoning)"
         if cost is not None:
             text += f", cost {format_cost(cost)}"
         self.note(text)
@@ -121,14 +139,55 @@ def format_cost(cost: float) -> str:
     return f"${cost:.6f}".rstrip("0").rstrip(".") if cost else "$0"
 
 
-def make_ui() -> UI:
+def make_ui(env: Environment) -> UI:
     return UI(
-        out=sys.stdout.buffer,
-        err=sys.stderr,
-        out_tty=sys.stdout.isatty(),
-        err_tty=sys.stderr.isatty(),
-        no_color="NO_COLOR" in os.environ and os.environ["NO_COLOR"] != "",
+        out=env.stdout,
+        err=env.stderr,
+        out_tty=env.stdout_isatty,
+        err_tty=env.stderr_isatty,
+        no_color=env.no_color,
     )
+
+
+def write_out(out: BinaryIO | None, text: str, *, flush: bool = True) -> None:
+    """Write to stdout; a reader that went away or a disk that is full ends the output."""
+    from llmost_cli.errors import OutputClosed
+
+    if out is None:
+        raise OutputClosed("standard output is closed")
+    try:
+        if text:
+            out.write(text.encode("utf-8", "replace"))
+        if flush:
+            out.flush()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or "standard output is closed"
+        raise OutputClosed(reason) from None
+
+
+class _TextOut(io.TextIOBase):
+    """stdout as text for rich, written through to the one binary stream (no second buffer)."""
+
+    def __init__(self, raw: BinaryIO | None, tty: bool) -> None:
+        self._raw = raw
+        self._tty = tty
+
+    def write(self, text: str) -> int:
+        write_out(self._raw, text, flush=False)
+        return len(text)
+
+    def flush(self) -> None:
+        write_out(self._raw, "")
+
+    def isatty(self) -> bool:
+        return self._tty
+
+    def fileno(self) -> int:
+        if self._raw is None:
+            raise OSError("stdout is closed")
+        return self._raw.fileno()
 
 
 def tool_call_line(call: ToolCall) -> str:
@@ -140,19 +199,9 @@ def tool_call_line(call: ToolCall) -> str:
     )
 
 
-class AnswerWriter(Protocol):
-    show_tool_calls: bool  # print tool calls as JSON lines when the answer finishes
-
-    def start(self, prefill: str) -> None: ...
-    def event(self, event: StreamEvent) -> None: ...
-    def finish(self, reply: Reply) -> None: ...
-    def abort(self) -> None: ...
-
-
 class _SpinnerMixin:
     ui: UI
     _spinner: Any = None
-    show_tool_calls: bool = True
 
     def _spin(self) -> None:
         from llmost_cli.ui.livemd import Spinner
@@ -195,8 +244,6 @@ class PlainWriter(_SpinnerMixin):
     def finish(self, reply: Reply) -> None:
         self._unspin()
         self._end_line()
-        if self.show_tool_calls:
-            self.ui.tool_calls(reply.tool_calls)
 
     def abort(self) -> None:
         self._unspin()
@@ -231,8 +278,6 @@ class MarkdownWriter(_SpinnerMixin):
     def finish(self, reply: Reply) -> None:
         self._unspin()
         self._live.finish()
-        if self.show_tool_calls:
-            self.ui.tool_calls(reply.tool_calls)
 
     def abort(self) -> None:
         self._unspin()

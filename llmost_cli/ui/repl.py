@@ -107,11 +107,12 @@ def cached_model_ids(base_url: str) -> list[str]:
         return []
 
 
-def yes_no(question: str) -> bool:
-    """Ask on the terminal; only y or yes runs (Enter, Ctrl-C and Ctrl-D say no)."""
+def yes_no(question: str) -> bool | None:
+    """Ask on the terminal: only y or yes says yes, Enter says no; Ctrl-C or Ctrl-D cancel
+    (None): the whole turn stops, not just this call."""
     session: PromptSession[str] = PromptSession(output=create_output(always_prefer_tty=True))
     try:
         answer = session.prompt(f"{question} [y/N] ")
     except (KeyboardInterrupt, EOFError):
-        return False
+        return None
     return answer.strip().lower() in ("y", "yes")

@@ -1,0 +1,178 @@
+"""``llmost ask``: one question, answered and stored."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from llmost_cli.cli import options as o
+from llmost_cli.cli import services
+from llmost_cli.cli.options import state_of
+from llmost_cli.core.turn import run_turn
+from llmost_cli.ui.turnview import TurnScreen
+
+if TYPE_CHECKING:
+    from llmost_cli.core.ask import AskOptions
+    from llmost_cli.core.messages import Thread
+    from llmost_cli.core.settings import Settings
+    from llmost_cli.core.turn import TurnResult
+    from llmost_cli.main import State
+
+ASK_HELP = """Ask one question and print the answer.
+
+Standard input, when it is not a terminal, is added after the prompt.
+
+\b
+Examples:
+  git diff | llmost ask "review this change"
+  llmost ask -i screenshot.png "what does this error mean?"
+  llmost ask --prefill '{"' -o json "three colours as JSON" | jq -r .content
+"""
+
+
+def ask(
+    ctx: typer.Context,
+    prompt: o.Prompt = None,
+    model: o.Model = None,
+    system: o.System = None,
+    image: o.Image = None,
+    prefill: o.Prefill = None,
+    temperature: o.Temperature = None,
+    top_p: o.TopP = None,
+    max_tokens: o.MaxTokens = None,
+    frequency_penalty: o.FrequencyPenalty = None,
+    presence_penalty: o.PresencePenalty = None,
+    stop: o.Stop = None,
+    seed: o.Seed = None,
+    param: o.Param = None,
+    json_mode: o.JsonMode = False,
+    schema: o.Schema = None,
+    tools: o.ToolsFile = None,
+    tool: o.Tool = None,
+    tools_all: o.ToolsAll = False,
+    tool_choice: o.ToolChoice = None,
+    no_stream: o.NoStream = False,
+    markdown: o.Markdown = None,
+    continue_: o.Continue = False,
+    session: o.Session = None,
+    timeout: o.Timeout = None,
+    retries: o.Retries = None,
+    output: Annotated[
+        o.OutputFormat,
+        typer.Option(
+            "-o", "--output", metavar="text|json", help="text, or json: one JSON object on stdout."
+        ),
+    ] = o.OutputFormat.text,
+    usage: Annotated[
+        bool, typer.Option("-u", "--usage", help="Print token usage (and cost) to stderr.")
+    ] = False,
+    no_stdin: Annotated[
+        bool, typer.Option("--no-stdin", help="Never read standard input.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the request body; send nothing.")
+    ] = False,
+    tool_result: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tool-result",
+            metavar="ID=VALUE",
+            help="With -c/--session: answer a pending tool call (VALUE: text, @file or - for "
+            "stdin) and ask again. Repeatable.",
+            rich_help_panel=o.TOOLS,
+        ),
+    ] = None,
+    yes: o.Yes = False,
+) -> int:
+    from llmost_cli.core.ask import AskOptions
+
+    state = state_of(ctx)
+    state.json_errors = output is o.OutputFormat.json
+    values = {k: v for k, v in ctx.params.items() if v is not None}
+    return run_ask(state, AskOptions.build(values | {"output": output.value}))
+
+
+ask.__doc__ = ASK_HELP
+
+
+def run_ask(state: State, opts: AskOptions) -> int:
+    """Check everything, read the conversation, ask, then store and report by one rule."""
+    from llmost_cli.core import ask as core
+
+    env, ui = state.env, state.ui
+    settings = services.settings_for(state, opts.overrides())
+    stdin = env.stdin if not env.stdin_isatty else None
+    question = core.read_question(opts, settings, stdin, ui.warn)
+    key = None if opts.dry_run else services.api_key(settings)
+    continues = opts.continue_ or bool(opts.session)
+    with services.store_for(
+        state, continue_=opts.continue_, session=opts.session, enabled=continues or not opts.dry_run
+    ) as store:
+        thread = services.load_thread(store, continue_=opts.continue_, session=opts.session)
+        settings = services.keep_model(settings, thread)
+        if opts.tool_result and store is not None and thread.conversation and not question.offered:
+            question = replace(question, offered=tuple(store.tools(thread.conversation.id) or ()))
+        turn = core.compose_turn(opts, settings, question, thread.messages)
+        if opts.dry_run:
+            ui.json(turn.first_body(), pretty=True)
+            return 0
+        announce(state, thread)
+        recorder = services.StoreRecorder(
+            store, thread, model=lambda: settings.model, warn=ui.warn, tools=turn.offered
+        )
+        screen = TurnScreen(ui, markdown=use_markdown(settings), quiet=opts.json_output)
+        with services.make_client(state, settings, key) as client:
+            result = run_turn(turn, client, screen, recorder)
+    return report(state, opts, settings, result)
+
+
+def announce(state: State, thread: Thread) -> None:
+    """``-c``/``--session`` say which conversation goes on, by name or first words."""
+    conv = thread.conversation
+    if conv is not None and state.env.stderr_isatty:
+        state.ui.note(f"continuing {services.title(conv, thread.messages)}")
+
+
+def use_markdown(settings: Settings) -> bool:
+    return settings.markdown if settings.markdown is not None else True
+
+
+def report(state: State, opts: AskOptions, settings: Settings, result: TurnResult) -> int:
+    """Print the outcome of a finished (or cut off) ask; raise its error for the boundary."""
+    from llmost_cli.core import ask as core
+
+    ui = state.ui
+    reply = result.reply
+    cost = answer_cost(result, settings) if (opts.usage or opts.json_output) else None
+    error = core.outcome_error(result, opts)
+    if error is not None:
+        if opts.json_output and (reply.text or reply.tool_calls or result.conversation):
+            error.details = core.result_json(result, cost)
+        if opts.usage:
+            ui.usage(result.usage, cost)
+        raise error
+    if opts.json_output:
+        ui.json(core.result_json(result, cost))
+    if reply.finish_reason in ("length", "content_filter"):
+        why = "max_tokens reached" if reply.finish_reason == "length" else "content filter"
+        ui.warn(f"the answer was cut off ({reply.finish_reason}: {why})")
+    elif reply.empty and not reply.prefill:
+        ui.warn("the model returned an empty answer")
+    if opts.usage:
+        ui.usage(result.usage, cost)
+    return 0
+
+
+def answer_cost(result: TurnResult, settings: Settings) -> float | None:
+    """From ``usage.cost`` or the cached prices; the model that answered may carry a dated id
+    that is not in the list, so the requested model is the fallback."""
+    from llmost_cli.core.models import session_cost
+
+    if not result.usages:
+        return None
+    cost = session_cost(result.usages, settings.base_url)
+    if cost is None and settings.model:
+        cost = session_cost([(u, settings.model) for u, _ in result.usages], settings.base_url)
+    return cost

@@ -1,0 +1,142 @@
+"""How a turn of the engine (``core/turn.py``) reaches the user: answer, tool calls, tool runs."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from llmost_cli.core.events import Usage
+    from llmost_cli.core.messages import Message, ToolCall
+    from llmost_cli.core.tools import LocalTool, ToolRun
+    from llmost_cli.core.turn import AnswerWriter, TurnResult
+    from llmost_cli.errors import LlmostError
+    from llmost_cli.ui.output import UI
+
+# Asks a yes/no question on the terminal: True, False, or None when the user cancelled.
+Ask = Callable[[str], "bool | None"]
+SHOWN_OUTPUT_LINES = 8
+
+
+class TurnScreen:
+    """The ``TurnView`` of ``ask`` and ``chat``.
+
+    quiet: nothing on stdout while streaming (``-o json`` prints the result afterwards).
+    ask: asks before each tool run (the REPL); None runs without asking (``--yes``).
+    """
+
+    def __init__(
+        self, ui: UI, *, markdown: bool, quiet: bool = False, ask: Ask | None = None
+    ) -> None:
+        self.ui = ui
+        self.markdown = markdown
+        self.quiet = quiet
+        self.ask = ask
+
+    def answer_writer(self) -> AnswerWriter:
+        return self.ui.answer_writer(markdown=self.markdown, quiet=self.quiet)
+
+    def tool_calls(self, calls: Sequence[ToolCall]) -> None:
+        if not self.quiet:
+            self.ui.tool_calls(list(calls))
+
+    def confirm_tool(self, tool: LocalTool, call: ToolCall) -> bool | None:
+        if self.ask is None:
+            return True
+        self.ui.note(f"the model wants to run tool {call.name}:")
+        for line in describe_call(tool, call):
+            self.ui.detail(line)
+        return self.ask(f"run {call.name}?")
+
+    def tool_started(self, tool: LocalTool, call: ToolCall) -> None:
+        if self.ask is None:  # asked already: the call was shown in full
+            self.ui.note(f"running tool {call.name}: {command_line(tool)}")
+            self.ui.detail(f"arguments: {shown_arguments(call)}")
+
+    def tool_finished(self, tool: LocalTool, call: ToolCall, run: ToolRun) -> None:
+        if run.note:
+            (self.ui.note if run.ok else self.ui.warn)(run.note)
+        if run.ok and self.ask is not None:
+            lines = run.output.splitlines() or ["(no output)"]
+            for line in lines[:SHOWN_OUTPUT_LINES]:
+                self.ui.detail(f"│ {line}")
+            if len(lines) > SHOWN_OUTPUT_LINES:
+                self.ui.detail(f"│ … {len(lines) - SHOWN_OUTPUT_LINES} more lines")
+
+    def warn(self, text: str) -> None:
+        self.ui.warn(text)
+
+    def note(self, text: str) -> None:
+        self.ui.note(text)
+
+
+def command_line(tool: LocalTool) -> str:
+    return " ".join(shlex.quote(a) for a in tool.command)
+
+
+def shown_arguments(call: ToolCall) -> str:
+    """The arguments exactly as the tool will read them on stdin, whole (the UI escapes them)."""
+    return call.arguments or "{}"
+
+
+def describe_call(tool: LocalTool, call: ToolCall) -> list[str]:
+    """What the user confirms: the real command and the real arguments (escaped on display)."""
+    return [f"command: {command_line(tool)}", f"stdin: {shown_arguments(call)}"]
+
+
+class ChatScreen(TurnScreen):
+    """The ``ChatView`` of the REPL and of line mode (``chat`` with a pipe on stdin)."""
+
+    def __init__(self, ui: UI, *, markdown: bool, ask: Ask | None = None) -> None:
+        super().__init__(ui, markdown=markdown, ask=ask)
+        self._answered = False
+
+    def answer_writer(self) -> AnswerWriter:
+        if self._answered and not self.ui.out_tty:
+            self.ui.write("\n")  # line mode: a blank line between answers
+        self._answered = False
+        return super().answer_writer()
+
+    def error(self, exc: LlmostError) -> None:
+        self.ui.error(exc)
+
+    def say(self, text: str) -> None:
+        self.ui.say(text)
+
+    def history(self, messages: Sequence[Message]) -> None:
+        self.ui.say("\n\n".join(describe(m) for m in messages))
+
+    def usage(self, usage: Usage | None, cost: float | None) -> None:
+        self.ui.usage(usage, cost)
+
+    def turn_done(self, result: TurnResult, model: str | None) -> None:
+        self._answered = True
+        if self.ui.err_tty and self.ui.out_tty:  # a dim boundary between turns in the REPL
+            used = result.usage.total_tokens if result.usage else None
+            tokens = f"{used} tokens" if used is not None else "tokens unknown"
+            self.ui.rule(f"{result.reply.model or model or 'default model'} · {tokens}")
+
+
+def describe(message: Message) -> str:
+    """A message as /history shows it."""
+    label = {"user": "you", "assistant": "assistant", "system": "system"}.get(
+        message.role, message.role
+    )
+    content = message.content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                parts.append(str(part.get("text", "")))
+            else:
+                parts.append("[image]")
+        text = "\n".join(parts)
+    else:
+        text = content or ""
+    for call in message.tool_calls or []:
+        fn = call.get("function", {})
+        text += f"\n[tool call {fn.get('name')}({fn.get('arguments', '')})]"
+    if message.partial:
+        text += " [cut off]"
+    return f"{label}: {text.strip()}"
