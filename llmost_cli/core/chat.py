@@ -287,6 +287,7 @@ def command(name: str, usage: str, help: str) -> Callable[[Callable[[Session, st
 def run_command(session: Session, line: str) -> bool:
     name, _, arg = line.partition(" ")
     name = name.lower()
+    command_names()  # registers them on first use
     found = COMMANDS.get(name)
     if found is None:
         raise UsageError(f"unknown command {name}", hint="/help lists the commands")
