@@ -11,7 +11,8 @@ import io
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
@@ -52,6 +53,18 @@ class Environment:
             environ=os.environ,
         )
 
+    @contextmanager
+    def as_sys_streams(self) -> Iterator[None]:
+        """``sys.stdout``/``sys.stderr`` pointed at this environment's streams, for libraries
+        that print on their own (click's help). The streams of the process are restored."""
+        saved = sys.stdout, sys.stderr
+        sys.stdout = _TextStream(self.stdout, self.stdout_isatty)
+        sys.stderr = self.stderr
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = saved
+
     def flag(self, name: str) -> bool:
         """An environment variable that is set to something other than "" or "0"."""
         return self.environ.get(name, "") not in ("", "0")
@@ -59,3 +72,23 @@ class Environment:
     @property
     def no_color(self) -> bool:
         return self.environ.get("NO_COLOR", "") != ""
+
+
+class _TextStream(io.TextIOBase):
+    """Text written straight through to a binary stream (which may be None: closed)."""
+
+    def __init__(self, raw: BinaryIO | None, tty: bool) -> None:
+        self._raw = raw
+        self._tty = tty
+
+    def write(self, text: str) -> int:
+        if self._raw is not None:
+            self._raw.write(text.encode("utf-8", "replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._raw is not None:
+            self._raw.flush()
+
+    def isatty(self) -> bool:
+        return self._tty

@@ -80,7 +80,10 @@ def run(args: list[str], env: Environment | None = None) -> int:
         from llmost_cli.cli.app import command
 
         try:
-            rv = command().main(args=args, prog_name="llmost", standalone_mode=False, obj=state)
+            # click prints help and its own messages to sys.stdout/stderr: route them through
+            # the Environment, so that nothing reaches the process's streams behind its back.
+            with env.as_sys_streams():
+                rv = command().main(args=args, prog_name="llmost", standalone_mode=False, obj=state)
         except typer.TyperException as exc:  # typer's click: usage errors of the parser
             return _usage_error(exc, state)
         except typer.Abort:

@@ -6,6 +6,7 @@ test can read or write the developer's real files or depend on another test.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -79,10 +80,17 @@ def llmost_executable() -> str:
 
 
 class Runner:
-    """Runs the installed ``llmost`` as a subprocess."""
+    """Runs ``llmost``: in this process through an ``Environment`` over byte buffers (httpie's
+    ``MockEnvironment`` pattern; fast), or as the installed executable in a subprocess
+    (``subprocess=True``: for what only a real process proves: signals, pipes, exit paths)."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *, subprocess: bool = False) -> None:
         self.env = env
+        self.subprocess = subprocess
+
+    def proc(self) -> Runner:
+        """The same runner, as a subprocess."""
+        return Runner(self.env, subprocess=True)
 
     def __call__(
         self,
@@ -98,6 +106,8 @@ class Runner:
             else:
                 full_env[key] = value
         data = input.encode() if isinstance(input, str) else input
+        if not self.subprocess:
+            return run_in_process(list(args), data, full_env)
         proc = subprocess.run(
             [llmost_executable(), *args],
             input=data,
@@ -113,6 +123,35 @@ class Runner:
             proc.stderr.decode("utf-8", "replace"),
             proc.stdout,
         )
+
+
+def run_in_process(args: list[str], data: bytes | None, environ: dict[str, str]) -> Result:
+    """``llmost ARGS`` in this process: stdin from ``data`` (None: no stdin), not a terminal."""
+    import signal
+
+    from llmost_cli.env import Environment
+    from llmost_cli.main import run
+
+    out, err = io.BytesIO(), io.StringIO()
+    env = Environment(
+        stdin=io.BytesIO(data or b""),
+        stdout=out,
+        stderr=err,
+        environ=environ,
+    )
+    saved_environ = dict(os.environ)
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    os.environ.clear()
+    os.environ.update(environ)  # paths and platformdirs read the process's variables
+    try:
+        rc = run(args, env)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+    raw = out.getvalue()
+    return Result(rc, raw.decode("utf-8", "replace"), err.getvalue(), raw)
 
 
 @pytest.fixture

@@ -23,13 +23,15 @@ from typing import Any
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.core.chat import ChatOptions, Session, open_session, stdin_lines
-from llmost_cli.core.chat_commands import COMMAND_NAMES, COMMANDS, describe
+from llmost_cli.cli.chat import ChatOptions, open_session, stdin_lines
+from llmost_cli.core.chat import COMMANDS, Session, command_names
 from llmost_cli.core.messages import Message
+from llmost_cli.env import Environment
 from llmost_cli.errors import ConfigError, ExitCode, Interrupted, UsageError
+from llmost_cli.main import State
 from llmost_cli.store.store import Store
-from llmost_cli.ui.output import UI
 from llmost_cli.ui.repl import cached_model_ids, completions
+from llmost_cli.ui.turnview import describe
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY
 
@@ -72,7 +74,7 @@ class Chat:
         return self._err.getvalue()
 
     def stored(self) -> list[Message]:
-        conv = self.session.conv
+        conv = self.session.thread.conversation
         assert conv is not None and self.session.store is not None
         return self.session.store.messages(conv.id)
 
@@ -88,9 +90,9 @@ def chat(server: fs.FakeServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mak
 
         def make(*, interactive: bool = True, **options: Any) -> Chat:
             out, err = Out(), io.StringIO()
-            ui = UI(out=out, err=err, out_tty=False, err_tty=False)
+            env = Environment(stdin=None, stdout=out, stderr=err, environ=os.environ)
             opts = ChatOptions(**({"retries": 0} | options))
-            session = open_session(opts, ui, stack, profile=None, interactive=interactive)
+            session = open_session(State(env), opts, stack, interactive=interactive)
             return Chat(session, out, err)
 
         yield make
@@ -111,7 +113,7 @@ def test_turns_carry_the_history_and_are_stored(chat: MakeChat, server: fs.FakeS
     server.add(fs.stream_text("one"), fs.stream_text(["tw", "o"]))
     c = chat(system="be brief")
     assert c("first", "second")
-    assert c.out == "one\ntwo\n"
+    assert c.out == "one\n\ntwo\n"  # a blank line between answers when stdout is no terminal
     assert bodies(server)[1]["messages"] == [
         {"role": "system", "content": "be brief"},
         {"role": "user", "content": "first"},
@@ -133,7 +135,7 @@ def test_turns_carry_the_history_and_are_stored(chat: MakeChat, server: fs.FakeS
 def test_no_conversation_is_created_until_the_first_exchange(chat: MakeChat) -> None:
     c = chat()
     assert c("/help", "/usage")
-    assert c.session.conv is None
+    assert c.session.thread.conversation is None
     with Store(paths.database_file()) as store:
         assert store.list() == []
 
@@ -177,8 +179,9 @@ def test_failed_request_keeps_the_session_alive(chat: MakeChat, server: fs.FakeS
     assert c("one", "two")
     assert c.err.count("llmost: error:") == 1 and "bad things" in c.err
     assert c.out == "ok now\n"
-    # the failed message stays (so /retry can resend it); no empty reply is invented
-    assert roles(c.stored()) == [("user", "one"), ("user", "two"), ("assistant", "ok now")]
+    # a turn that failed before any answer leaves no trace: the next one is not sent twice
+    assert roles(c.stored()) == [("user", "two"), ("assistant", "ok now")]
+    assert bodies(server)[-1]["messages"] == [{"role": "user", "content": "two"}]
 
 
 def test_first_failure_is_the_exit_code_in_line_mode(chat: MakeChat, server: fs.FakeServer) -> None:
@@ -228,9 +231,9 @@ def test_ctrl_c_while_waiting_for_the_first_token(chat: MakeChat, server: fs.Fak
         assert time.monotonic() - start < 3
     finally:
         timer.cancel()
-    assert "stopped; the partial answer is kept" in c.err
-    # nothing arrived: the question is kept (for /retry), no empty answer is invented
-    assert roles(c.stored()) == [("user", "slow question")]
+    assert "stopped; nothing was kept" in c.err
+    # nothing arrived: nothing is stored; /retry asks the same question once
+    assert c.session.thread.conversation is None
     c("/retry")
     assert bodies(server)[-1]["messages"] == [{"role": "user", "content": "slow question"}]
     assert roles(c.stored()) == [("user", "slow question"), ("assistant", "Hello!")]
@@ -258,9 +261,9 @@ def test_blank_lines_are_ignored(chat: MakeChat, server: fs.FakeServer) -> None:
 def test_help_lists_every_command_on_one_line_each(chat: MakeChat) -> None:
     c = chat()
     assert c("/help")
-    for name, args, help_text in COMMANDS:
-        line = next(ln for ln in c.err.splitlines() if ln.strip().startswith(name + " "))
-        assert args in line and help_text in line
+    for command in COMMANDS.values():
+        line = next(ln for ln in c.err.splitlines() if ln.strip().startswith(command.name + " "))
+        assert command.usage in line and command.help in line
     assert c.out == ""
 
 
@@ -342,7 +345,7 @@ def test_prefill_applies_to_the_next_answer_only(chat: MakeChat, server: fs.Fake
     server.add(fs.stream_text(' "red"}'), fs.stream_text("plain"))
     c = chat()
     c('/prefill {"colour":', "a colour as JSON", "again")
-    assert c.out == '{"colour": "red"}\nplain\n'
+    assert c.out == '{"colour": "red"}\n\nplain\n'
     first, second = bodies(server)
     assert first["messages"][-1] == {"role": "assistant", "content": '{"colour":'}
     assert second["messages"][-1] == {"role": "user", "content": "again"}
@@ -361,7 +364,7 @@ def test_retry_asks_again_and_replaces_the_reply(chat: MakeChat, server: fs.Fake
     server.add(fs.stream_text("first try"), fs.stream_text("second try"))
     c = chat()
     c("question", "/retry")
-    assert c.out == "first try\nsecond try\n"
+    assert c.out == "first try\n\nsecond try\n"
     assert bodies(server)[1]["messages"] == [{"role": "user", "content": "question"}]
     assert roles(c.stored()) == [("user", "question"), ("assistant", "second try")]
 
@@ -413,7 +416,7 @@ def test_history_shows_the_conversation(chat: MakeChat, server: fs.FakeServer) -
     c("hello", "more", "/history")
     shown = c.err.split("system: be kind")[-1]
     assert "you: hello\n\nassistant: Hi there\n\nyou: more\n\nassistant: Parti [cut off]" in shown
-    assert c.out == "Hi there\nParti\n"
+    assert c.out == "Hi there\n\nParti\n"
 
 
 def test_history_when_empty(chat: MakeChat) -> None:
@@ -544,22 +547,22 @@ def test_completions() -> None:
     def models() -> list[str]:
         return ids
 
-    assert completions("/he", COMMAND_NAMES, models) == [("/help", -3)]
-    assert [c for c, _ in completions("/", COMMAND_NAMES, models)] == [n for n, _, _ in COMMANDS]
-    assert completions("/s", COMMAND_NAMES, models) == [
+    assert completions("/he", command_names(), models) == [("/help", -3)]
+    assert [c for c, _ in completions("/", command_names(), models)] == list(COMMANDS)
+    assert completions("/s", command_names(), models) == [
         ("/system", -2),
         ("/set", -2),
         ("/save", -2),
     ]
-    assert completions("/model op", COMMAND_NAMES, models) == [
+    assert completions("/model op", command_names(), models) == [
         ("openai/gpt-4o", -2),
         ("openai/gpt-4o-mini", -2),
     ]
-    assert completions("/model mini", COMMAND_NAMES, models) == [("openai/gpt-4o-mini", -4)]
-    assert completions("/model ", COMMAND_NAMES, models) == [(i, 0) for i in ids]
-    assert completions("/system op", COMMAND_NAMES, models) == []
-    assert completions("hello /he", COMMAND_NAMES, models) == []
-    assert completions("/model a b", COMMAND_NAMES, models) == []
+    assert completions("/model mini", command_names(), models) == [("openai/gpt-4o-mini", -4)]
+    assert completions("/model ", command_names(), models) == [(i, 0) for i in ids]
+    assert completions("/system op", command_names(), models) == []
+    assert completions("hello /he", command_names(), models) == []
+    assert completions("/model a b", command_names(), models) == []
 
 
 def test_cached_model_ids_of_any_age() -> None:

@@ -10,7 +10,6 @@ import pytest
 from llmost_cli.core import inputs as cv
 from llmost_cli.core import messages
 from llmost_cli.core.events import ErrorEvent, Finish, ResponseMeta, TextDelta, ToolCallDelta, Usage
-from llmost_cli.core.messages import Message
 from llmost_cli.errors import UsageError
 
 GIF = b"GIF89a" + b"\x00" * 10
@@ -32,7 +31,7 @@ def test_image_url_file_and_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert cv.image_url(str(gif)) == "data:image/gif;base64," + base64.b64encode(GIF).decode()
     assert cv.image_url("https://x/y.png") == "https://x/y.png"
     monkeypatch.setattr(cv, "MAX_IMAGE_BYTES", 8)
-    with pytest.raises(UsageError, match=r"a.gif is 0.0 MiB; the limit is"):
+    with pytest.raises(UsageError, match=r"a.gif is 16 bytes; the limit is 8 bytes"):
         cv.image_url(str(gif))
 
 
@@ -46,25 +45,6 @@ def test_combine_prompt_keeps_text_exact() -> None:
 def test_decode_stdin() -> None:
     assert cv.decode_stdin("ё".encode()) == cv.StdinText("ё")
     assert cv.decode_stdin(b"\xff") == cv.StdinText("\ufffd", replaced=True)
-
-
-def test_build_messages_order_and_system_override() -> None:
-    history = [
-        Message(role="system", content="old system"),
-        Message(role="user", content="q1"),
-        Message(role="assistant", content="a1", finish_reason="stop"),
-    ]
-    new = [{"role": "user", "content": "q2"}]
-    assert cv.build_messages(history, system=None, new=new, prefill="{") == [
-        {"role": "system", "content": "old system"},
-        {"role": "user", "content": "q1"},
-        {"role": "assistant", "content": "a1"},
-        {"role": "user", "content": "q2"},
-        {"role": "assistant", "content": "{"},
-    ]
-    msgs = cv.build_messages(history, system="new system", new=new)
-    assert msgs[0] == {"role": "system", "content": "new system"}
-    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
 
 
 def test_user_content_with_images() -> None:

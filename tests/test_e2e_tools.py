@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from llmost_cli import paths
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import Runner, write_config
 
@@ -138,7 +140,8 @@ def test_declared_tool_runs_with_yes(
     server.add(fs.stream_text("Paris: 3 °C."))
     r = llmost("ask", "--tool", "get_weather", "--yes", "weather in Paris?")
     assert (r.rc, r.stdout) == (0, "Paris: 3 °C.\n"), r
-    assert 'running tool get_weather {"city": "Paris"}' in r.stderr
+    assert "running tool get_weather: " in r.stderr  # the real command line
+    assert 'arguments: {"city": "Paris"}' in r.stderr
     first, second = (req.json for req in server.chat_requests())
     assert first["tools"][0]["function"]["name"] == "get_weather"
     assert first["tools"][0]["function"]["parameters"]["required"] == ["city"]
@@ -195,7 +198,14 @@ def test_round_limit(llmost: Runner, server: fs.FakeServer, isolated_env: Path) 
     assert r.rc == 0
     assert "stopped after 2 tool rounds" in r.stderr
     assert len(server.chat_requests()) == 3
-    assert json.loads(r.stdout)["id"] == "c2"  # the unanswered calls are printed
+    assert r.stdout == ""
+    # the calls of the last round are answered as not run, so the conversation can go on
+    with Store(paths.database_file()) as store:
+        latest = store.latest()
+        assert latest is not None
+        stored = store.messages(latest.id)
+    assert stored[-1].role == "tool" and stored[-1].tool_call_id == "c2"
+    assert "limit of 2 tool rounds" in str(stored[-1].content)
 
 
 def test_long_tool_output_truncated(
@@ -238,8 +248,8 @@ def test_schema_validation(
     assert r.rc == rc, r
     assert r.stdout == answer + "\n"  # the answer is printed either way
     assert message in r.stderr
-    if rc:
-        assert "warning" in r.stderr
+    if rc:  # one clear line, not a warning and then an error saying the same
+        assert r.stderr.count("\n") == 1 and "warning" not in r.stderr
 
 
 def test_json_mode_validation(llmost: Runner, server: fs.FakeServer) -> None:

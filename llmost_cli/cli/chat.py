@@ -85,55 +85,70 @@ class ChatOptions(TurnOptions):
 
 def run_chat(state: State, opts: ChatOptions) -> int:
     """Check everything, open the store and the client, then feed the session its lines."""
-    from llmost_cli.core.ask import offered_tools
-    from llmost_cli.core.chat import Session, command_names
+    from llmost_cli.core.chat import command_names
 
     env, ui = state.env, state.ui
-    interactive = env.stdin_isatty
+    with ExitStack() as stack:
+        session = open_session(state, opts, stack, interactive=env.stdin_isatty)
+        if session.interactive:
+            greet(state, session)
+        first = " ".join(opts.prompt)
+        if first.strip():
+            session.handle(first, commands=False)
+        if session.interactive:
+            from llmost_cli.ui import repl
+
+            lines = repl.read_lines(command_names(), session.settings.base_url, warn=ui.warn)
+        else:
+            lines = stdin_lines(env.stdin)
+        return session.run_lines(lines)
+
+
+def open_session(
+    state: State, opts: ChatOptions, stack: ExitStack, *, interactive: bool
+) -> Session:
+    """Every check before the session starts; the store and the client close with ``stack``."""
+    from llmost_cli.core.ask import offered_tools
+    from llmost_cli.core.chat import Session
+
+    ui = state.ui
     settings = services.settings_for(state, opts.overrides())
     system = inputs.read_text_arg(settings.system, "--system") if settings.system else None
     offered, local = offered_tools(opts, settings)
     compose(settings, opts, [], system=system, user=None, offered=offered)  # bad options fail now
     images = [inputs.image_url(spec) for spec in opts.image]
     key = services.api_key(settings)  # a missing key is an error before the REPL starts
-    with ExitStack() as stack:
-        store = stack.enter_context(
-            services.store_for(state, continue_=opts.continue_, session=opts.session)
-        )
-        thread = services.load_thread(store, continue_=opts.continue_, session=opts.session)
-        settings = services.keep_model(settings, thread)
-        client = stack.enter_context(services.make_client(state, settings, key))
-        ask = None if opts.yes or not interactive else _ask_on_terminal
-        screen = ChatScreen(ui, markdown=interactive and use_markdown(settings), ask=ask)
-        session = Session(
-            settings,
-            opts,
-            client,
-            screen,
-            store,
-            recorder_for=lambda t, model: services.StoreRecorder(
-                store, t, model=model, warn=ui.warn, tools=offered
-            ),
-            thread=thread,
-            system=system,
-            offered=tuple(offered),
-            local=local,
-            run_tools=bool(local) and (opts.yes or interactive),
-            interactive=interactive,
-            images=images,
-        )
-        if interactive:
-            greet(state, session)
-        first = " ".join(opts.prompt)
-        if first.strip():
-            session.handle(first, commands=False)
-        if interactive:
-            from llmost_cli.ui import repl
-
-            lines = repl.read_lines(command_names(), settings.base_url, warn=ui.warn)
-        else:
-            lines = stdin_lines(env.stdin)
-        return session.run_lines(lines)
+    store = stack.enter_context(
+        services.store_for(state, continue_=opts.continue_, session=opts.session)
+    )
+    thread = services.load_thread(store, continue_=opts.continue_, session=opts.session)
+    settings = services.keep_model(settings, thread)
+    client = stack.enter_context(services.make_client(state, settings, key))
+    runs = bool(local) and (opts.yes or interactive)
+    screen = ChatScreen(
+        ui,
+        markdown=interactive and use_markdown(settings),
+        ask=None if opts.yes or not interactive else _ask_on_terminal,
+        declared=bool(local),
+        runs=runs,
+    )
+    return Session(
+        settings,
+        opts,
+        client,
+        screen,
+        store,
+        recorder_for=lambda t, model: services.StoreRecorder(
+            store, t, model=model, warn=ui.warn, tools=offered
+        ),
+        thread=thread,
+        system=system,
+        offered=tuple(offered),
+        local=local,
+        run_tools=runs,
+        interactive=interactive,
+        images=images,
+    )
 
 
 def greet(state: State, session: Session) -> None:

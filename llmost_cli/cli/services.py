@@ -166,7 +166,9 @@ class StoreRecorder:
             store.set_busy_timeout(STORE_WAIT_AFTER_ANSWER)
             conv = self.thread.conversation
             if conv is None:
-                conv = store.create(name=self.thread.name, model=self._model())
+                name, model = self.thread.name, self._model()
+                # another llmost may have created the named conversation meanwhile: join it
+                conv = store.get_or_create(name, model) if name else store.create(model=model)
                 self.thread.conversation = conv
             store.append(conv.id, messages)
             if self._tools:  # `ask -c --tool-result` offers them again

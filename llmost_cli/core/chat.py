@@ -64,6 +64,7 @@ class Session:
     images: list[str] = field(default_factory=list)  # attached to the next message
     prefill: str | None = None  # the next answer only
     usages: list[tuple[Usage, str | None]] = field(default_factory=list)
+    answers: int = 0  # requests answered in this session (with or without usage)
     failure: LlmostError | None = None  # the first one: line mode's exit code
     unanswered: str | list[dict[str, Any]] | None = None  # a message whose turn failed
 
@@ -135,6 +136,7 @@ class Session:
         result = run_turn(turn, self.client, self.view, self._recorder)
         self.history.extend(result.recorded)
         self.usages.extend(result.usages)
+        self.answers += result.requests if result.kept_question else 0
         self.unanswered = None if result.kept_question else content
         self._report(result)
 

@@ -10,6 +10,8 @@ import json
 
 from llmost_cli.core import inputs, params
 from llmost_cli.core.chat import COMMANDS, Session, command
+from llmost_cli.core.events import Usage
+from llmost_cli.core.text import format_cost
 from llmost_cli.errors import UsageError
 
 
@@ -104,13 +106,27 @@ def _history(session: Session, arg: str) -> None:
 def _usage(session: Session, arg: str) -> None:
     from llmost_cli.core.models import session_cost
 
-    if not session.usages:
-        session.view.note("this session: no answer with token counts yet")
+    n = session.answers
+    text = f"this session: {n} answer{'s' if n != 1 else ''}"
+    if n and len(session.usages) < n:
+        session.view.note(f"{text}, tokens unknown (the server sent no usage for some answers)")
         return
-    total = session.usages[0][0]
-    for usage, _ in session.usages[1:]:
-        total = total + usage
-    session.view.usage(total, session_cost(session.usages, session.settings.base_url))
+    usages = [u for u, _ in session.usages]
+    total = sum(usages[1:], usages[0]) if usages else Usage(0, 0, 0)
+
+    def count(value: int | None) -> str:
+        return "unknown" if value is None else str(value)
+
+    text += (
+        f", {count(total.prompt_tokens)} prompt + {count(total.completion_tokens)} completion"
+        f" = {count(total.total_tokens)} tokens"
+    )
+    if total.reasoning_tokens is not None:
+        text += f" ({total.reasoning_tokens} reasoning)"
+    cost = session_cost(session.usages, session.settings.base_url) if usages else None
+    if cost is not None:
+        text += f", cost {format_cost(cost)}"
+    session.view.note(text)
 
 
 @command("/set", "KEY VALUE", "set a sampling parameter: " + ", ".join(params.SAMPLING))

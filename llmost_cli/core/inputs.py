@@ -28,12 +28,13 @@ _IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
 
 
 def size_text(n: int) -> str:
-    """A byte count as people read it: 512 bytes, 3.4 KiB, 21.0 MiB."""
+    """A byte count as people read it: 512 bytes, 3.4 KiB, 20 MiB, 20.03 MiB."""
     if n < 1024:
         return f"{n} bytes"
     if n < 1024 * 1024:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / (1024 * 1024):.1f} MiB"
+        return f"{n / 1024:.1f} KiB".replace(".0 ", " ")
+    mib = n / (1024 * 1024)
+    return f"{mib:.0f} MiB" if mib.is_integer() else f"{mib:.2f} MiB"
 
 
 class TooLarge(Exception):
@@ -62,8 +63,10 @@ def read_file_limited(path: Path, limit: int, what: str) -> bytes:
         with path.open("rb") as fh:
             return read_limited(fh, limit)
     except TooLarge:
+        size = _regular_size(path)
+        actual = f"is {size_text(size)}" if size is not None and size > limit else "is larger"
         raise UsageError(
-            f"{what} {path} is larger than {size_text(limit)}, the limit",
+            f"{what} {path} {actual}; the limit is {size_text(limit)}",
             hint="send a smaller file",
         ) from None
     except FileNotFoundError:
@@ -72,6 +75,16 @@ def read_file_limited(path: Path, limit: int, what: str) -> bytes:
         raise UsageError(f"{what} {path}: permission denied") from None
     except OSError as exc:
         raise UsageError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+
+
+def _regular_size(path: Path) -> int | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    import stat
+
+    return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
 def sniff_image_type(head: bytes) -> str | None:
@@ -123,7 +136,7 @@ def read_stdin(stream: IO[bytes], limit: int = MAX_STDIN_BYTES) -> StdinText:
     except TooLarge:
         raise UsageError(
             f"standard input is larger than {size_text(limit)}, the limit",
-            hint="send a smaller excerpt",
+            hint="send a smaller excerpt, or attach a file with -f",
         ) from None
     return decode_stdin(raw)
 

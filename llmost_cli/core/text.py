@@ -11,3 +11,8 @@ def one_line(text: str) -> str:
 def shorten(text: str, limit: int) -> str:
     """At most ``limit`` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
+
+
+def format_cost(cost: float) -> str:
+    """Dollars, with as many decimals as the amount needs (prices are fractions of a cent)."""
+    return f"${cost:.6f}".rstrip("0").rstrip(".") if cost else "$0"

@@ -135,8 +135,7 @@ def _n(value: int | None) -> str:
     return "?" if value is None else str(value)
 
 
-def format_cost(cost: float) -> str:
-    return f"${cost:.6f}".rstrip("0").rstrip(".") if cost else "$0"
+from llmost_cli.core.text import format_cost  # noqa: E402  # re-exported for the UI
 
 
 def make_ui(env: Environment) -> UI:

@@ -86,11 +86,38 @@ def describe_call(tool: LocalTool, call: ToolCall) -> list[str]:
 
 
 class ChatScreen(TurnScreen):
-    """The ``ChatView`` of the REPL and of line mode (``chat`` with a pipe on stdin)."""
+    """The ``ChatView`` of the REPL and of line mode (``chat`` with a pipe on stdin).
 
-    def __init__(self, ui: UI, *, markdown: bool, ask: Ask | None = None) -> None:
+    declared: tools declared in the config file are offered; runs: they may run.
+    """
+
+    def __init__(
+        self,
+        ui: UI,
+        *,
+        markdown: bool,
+        ask: Ask | None = None,
+        declared: bool = False,
+        runs: bool = False,
+    ) -> None:
         super().__init__(ui, markdown=markdown, ask=ask)
         self._answered = False
+        self._declared = declared
+        self._runs = runs
+
+    def tool_calls(self, calls: Sequence[ToolCall]) -> None:
+        super().tool_calls(calls)
+        if not self._declared:
+            self.ui.warn(
+                "the model asked to call tools, which chat runs only when they are declared in "
+                "the config file (--tool NAME); answer them with: "
+                "llmost ask -c --tool-result ID=VALUE"
+            )
+        elif not self._runs:
+            self.ui.warn(
+                "not running declared tools: chat reads messages from standard input, so it "
+                "cannot ask first; pass --yes to run them"
+            )
 
     def answer_writer(self) -> AnswerWriter:
         if self._answered and not self.ui.out_tty:
