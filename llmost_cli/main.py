@@ -79,12 +79,21 @@ def run(args: list[str], env: Environment | None = None) -> int:
 
         from llmost_cli.cli.app import command
 
+        cmd = command()
         try:
             # click prints help and its own messages to sys.stdout/stderr: route them through
             # the Environment, so that nothing reaches the process's streams behind its back.
-            with env.as_sys_streams():
-                rv = command().main(args=args, prog_name="llmost", standalone_mode=False, obj=state)
+            # make_context + invoke (not main): Ctrl-C, a closed pipe or EOF must reach this
+            # boundary, not typer's standalone handling (which turns Ctrl-C into a silent 130
+            # and a closed pipe into exit 1).
+            with env.as_sys_streams(), cmd.make_context("llmost", args, obj=state) as ctx:
+                rv = cmd.invoke(ctx)
+        except typer.Exit as exc:  # --help, --version
+            return int(exc.exit_code)
         except typer.TyperException as exc:  # typer's click: usage errors of the parser
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, exit 0
+                _write(env, exc.ctx.get_help() + "\n")  # type: ignore[attr-defined]
+                return ExitCode.OK
             return _usage_error(exc, state)
         except typer.Abort:
             return _interrupted(env)

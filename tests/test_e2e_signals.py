@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from llmost_cli import paths
 from llmost_cli.store.store import Store
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, llmost_executable
+from tests.conftest import TEST_KEY, llmost_executable, write_config
 
 SLOW = [f"word{i} " for i in range(200)]
 
@@ -86,3 +89,78 @@ def test_reader_closing_pipe_exits_quietly(server: fs.FakeServer) -> None:
     assert proc.stderr == b""
     content, partial = last_stored_reply()
     assert partial and content.startswith("word0 word")
+
+
+def test_sighup_stores_the_question_and_the_partial_answer(server: fs.FakeServer) -> None:
+    server.add(fs.stream_text(SLOW, delay=0.05))
+    proc = start(server, "ask", "hi")
+    read_until(proc, b"word3 ")
+    proc.send_signal(signal.SIGHUP)  # the terminal closed
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 129, err
+    assert b"Traceback" not in err
+    content, partial = last_stored_reply()
+    assert partial and content.startswith("word0 word1 word2 word3 ")
+
+
+def _run_shell(server: fs.FakeServer, command: str) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
+    return subprocess.run(
+        command.replace("LLMOST", f"'{llmost_executable()}'"),
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("redirect", ["> /dev/full", ">&-"], ids=["disk-full", "closed"])
+def test_unwritable_stdout_stores_the_answer_and_says_so(
+    server: fs.FakeServer, redirect: str
+) -> None:
+    server.add(fs.stream_text("an answer nobody can read"))
+    proc = _run_shell(server, f"LLMOST ask hi {redirect}; echo rc=$? >&2")
+    err = proc.stderr.decode()
+    assert "rc=74" in err, err
+    assert "cannot write the answer to standard output" in err and "Traceback" not in err
+    assert err.count("\n") == 2  # one line, then our rc line
+    content, _ = last_stored_reply()
+    assert content == "an answer nobody can read"
+
+
+def test_ctrl_c_during_a_tool_says_interrupted(server: fs.FakeServer, isolated_env: Path) -> None:
+    script = isolated_env / "slow.py"
+    script.write_text("import time\ntime.sleep(30)\n")
+    write_config(
+        isolated_env,
+        f"[tools.slow]\ncommand = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n",
+    )
+    server.add(fs.stream_tool_calls([("c1", "slow", "{}")]))
+    proc = start(server, "ask", "--tool", "slow", "--yes", "q")
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130
+    assert b"interrupted" in err and b"Traceback" not in err, (proc.returncode, err)
+    with Store(paths.database_file()) as store:
+        conv = store.latest()
+        assert conv is not None
+        last = store.messages(conv.id)[-1]
+    assert last.role == "tool" and "cancelled" in str(last.content)
+
+
+def test_non_utf8_argument_is_replaced_with_a_warning(server: fs.FakeServer) -> None:
+    env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
+    proc = subprocess.run(
+        [llmost_executable().encode(), b"ask", b"caf\xe9"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=env,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert b"not valid UTF-8" in proc.stderr
+    assert server.chat_requests()[-1].json["messages"][-1]["content"] == "caf\ufffd"

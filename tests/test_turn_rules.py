@@ -136,9 +136,7 @@ def test_a_failed_turn_is_not_sent_twice(llmost: Runner, server: fs.FakeServer) 
     assert [m.content for m in stored("F") if m.role == "user"] == ["first", "costly"]
 
 
-def test_chat_after_a_failure_sends_the_message_once(
-    llmost: Runner, server: fs.FakeServer
-) -> None:
+def test_chat_after_a_failure_sends_the_message_once(llmost: Runner, server: fs.FakeServer) -> None:
     server.add(fs.error(402, "Insufficient credits"), fs.stream_text("done"), fs.stream_text("ok"))
     r = llmost("chat", "--retries", "0", input="pricey\n/retry\nnext\n")
     assert r.rc == 5 and r.stdout == "done\n\nok\n"

@@ -284,20 +284,46 @@ def _run_calls(turn: Turn, calls: Sequence[ToolCall], view: TurnView, state: _Ro
     return False
 
 
+def _close(events: Iterator[StreamEvent]) -> None:
+    """Close the HTTP stream now (a generator's ``close``), not when it is collected."""
+    close = getattr(events, "close", None)
+    if close is not None:
+        close()
+
+
+def _drain(events: Iterator[StreamEvent], reply: Reply) -> Reply:
+    """The rest of an answer that cannot be shown, for the store; a failure ends it quietly."""
+    try:
+        for event in events:
+            reply.add(event)
+    except LlmostError:
+        pass
+    return reply
+
+
 def stream_answer(
     client: ChatClient, body: dict[str, Any], prefill: str, writer: AnswerWriter
 ) -> tuple[Reply, LlmostError | None]:
     """Stream one answer into ``writer``; a failure is returned with what arrived, not lost."""
     reply = Reply(prefill=prefill)
     error: LlmostError | None = None
-    writer.start(prefill)
+    events = client.chat(body)
     try:
-        for event in client.chat(body):
+        writer.start(prefill)
+        for event in events:
             reply.add(event)
             writer.event(event)
-    except (BrokenPipeError, OutputClosed):
+    except BrokenPipeError:
+        _close(events)
         return reply, OutputClosed()
+    except OutputClosed as exc:
+        if exc.quiet:  # the reader went away (`| head`): stop now
+            _close(events)
+            return reply, exc
+        # stdout is unwritable (disk full, closed): keep the whole answer for the store
+        return _drain(events, reply), exc
     except KeyboardInterrupt:
+        _close(events)
         error = Interrupted()
     except LlmostError as exc:
         error = exc
@@ -313,6 +339,8 @@ def stream_answer(
             writer.finish(reply)
         else:
             writer.abort()
-    except (BrokenPipeError, OutputClosed):
+    except BrokenPipeError:
         return reply, OutputClosed()
+    except OutputClosed as exc:
+        return reply, exc
     return reply, error
