@@ -9,11 +9,11 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from llmost_cli import __version__
+from llmost_cli.cli.state import State
 from llmost_cli.env import Environment
 from llmost_cli.errors import (
     ExitCode,
@@ -23,28 +23,6 @@ from llmost_cli.errors import (
     Terminated,
     UsageError,
 )
-
-if TYPE_CHECKING:
-    from llmost_cli.ui.output import UI
-
-
-@dataclass
-class State:
-    """Per-run state shared by the commands (click's ``ctx.obj``) and the boundary."""
-
-    env: Environment
-    profile: str | None = None
-    debug: bool = False
-    json_errors: bool = False  # `ask -o json`: errors go to stdout as JSON too
-    _ui: UI | None = field(default=None, repr=False)
-
-    @property
-    def ui(self) -> UI:
-        if self._ui is None:
-            from llmost_cli.ui.output import make_ui
-
-            self._ui = make_ui(self.env)
-        return self._ui
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -24,11 +24,12 @@ import pytest
 
 from llmost_cli import paths
 from llmost_cli.cli.chat import ChatOptions, open_session, stdin_lines
-from llmost_cli.core.chat import COMMANDS, Session, command_names
+from llmost_cli.cli.state import State
+from llmost_cli.core.chat import Session
+from llmost_cli.core.chat_commands import COMMANDS, command_names
 from llmost_cli.core.messages import Message
 from llmost_cli.env import Environment
 from llmost_cli.errors import ConfigError, ExitCode, Interrupted, UsageError
-from llmost_cli.main import State
 from llmost_cli.store.store import Store
 from llmost_cli.ui.repl import cached_model_ids, completions
 from llmost_cli.ui.turnview import describe

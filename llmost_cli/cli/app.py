@@ -12,7 +12,7 @@ from llmost_cli.cli.chat import chat
 from llmost_cli.cli.config import config_app
 from llmost_cli.cli.models import models_app
 from llmost_cli.cli.options import state_of
-from llmost_cli.main import State
+from llmost_cli.cli.state import State
 
 ROOT_HELP = """Chat with LLMost (or any OpenAI-compatible server) from the terminal.
 

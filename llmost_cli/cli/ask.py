@@ -14,11 +14,11 @@ from llmost_cli.core.turn import run_turn
 from llmost_cli.ui.turnview import TurnScreen
 
 if TYPE_CHECKING:
+    from llmost_cli.cli.state import State
     from llmost_cli.core.ask import AskOptions
     from llmost_cli.core.messages import Thread
     from llmost_cli.core.settings import Settings
     from llmost_cli.core.turn import TurnResult
-    from llmost_cli.main import State
 
 ASK_HELP = """Ask one question and print the answer.
 

@@ -20,8 +20,8 @@ from llmost_cli.errors import UsageError
 from llmost_cli.ui.turnview import ChatScreen
 
 if TYPE_CHECKING:
+    from llmost_cli.cli.state import State
     from llmost_cli.core.chat import Session
-    from llmost_cli.main import State
 
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
@@ -85,7 +85,7 @@ class ChatOptions(TurnOptions):
 
 def run_chat(state: State, opts: ChatOptions) -> int:
     """Check everything, open the store and the client, then feed the session its lines."""
-    from llmost_cli.core.chat import command_names
+    from llmost_cli.core.chat_commands import command_names
 
     env, ui = state.env, state.ui
     with ExitStack() as stack:
@@ -110,6 +110,7 @@ def open_session(
     """Every check before the session starts; the store and the client close with ``stack``."""
     from llmost_cli.core.ask import offered_tools
     from llmost_cli.core.chat import Session
+    from llmost_cli.core.chat_commands import COMMANDS
 
     ui = state.ui
     settings = services.settings_for(state, opts.overrides())
@@ -148,6 +149,7 @@ def open_session(
         run_tools=runs,
         interactive=interactive,
         images=images,
+        commands=COMMANDS,
     )
 
 

@@ -16,7 +16,7 @@ import typer
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from llmost_cli.main import State
+    from llmost_cli.cli.state import State
 
 from llmost_cli.cli import services
 from llmost_cli.cli.options import state_of

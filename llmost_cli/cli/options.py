@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from llmost_cli.main import State
+    from llmost_cli.cli.state import State
 
 TURN = "Request"
 SAMPLING = "Sampling"
@@ -18,7 +18,7 @@ NET = "Conversation and network"
 
 def state_of(ctx: typer.Context) -> State:
     """The run's state (environment, profile, debug), set up by ``main``."""
-    from llmost_cli.main import State
+    from llmost_cli.cli.state import State
 
     state = ctx.find_root().obj
     assert isinstance(state, State)

@@ -16,7 +16,7 @@ from llmost_cli.errors import StoreError
 
 if TYPE_CHECKING:
     from llmost_cli.api.client import Client
-    from llmost_cli.main import State
+    from llmost_cli.cli.state import State
     from llmost_cli.store.store import Store
 
 STORE_WAIT_AFTER_ANSWER = 2.0  # seconds to wait for another writer before giving up on saving

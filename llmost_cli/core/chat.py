@@ -7,7 +7,7 @@ message goes through the one turn engine (``core/turn.py``), as ``ask`` does.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -66,6 +66,7 @@ class Session:
     usages: list[tuple[Usage, str | None]] = field(default_factory=list)
     answers: int = 0  # requests answered in this session (with or without usage)
     failure: LlmostError | None = None  # the first one: line mode's exit code
+    commands: Mapping[str, Command] = field(default_factory=dict)  # the slash commands
     unanswered: str | list[dict[str, Any]] | None = None  # a message whose turn failed
 
     def __post_init__(self) -> None:
@@ -269,34 +270,18 @@ class Session:
 
 @dataclass(frozen=True)
 class Command:
+    """A slash command: ``/name usage``, one line of help, and what it does to a session."""
+
     name: str
     usage: str
     help: str
     handler: Callable[[Session, str], bool | None]  # False: leave the chat
 
 
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, usage: str, help: str) -> Callable[[Callable[[Session, str], Any]], Any]:
-    def register(handler: Callable[[Session, str], Any]) -> Callable[[Session, str], Any]:
-        COMMANDS[name] = Command(name, usage, help, handler)
-        return handler
-
-    return register
-
-
 def run_command(session: Session, line: str) -> bool:
     name, _, arg = line.partition(" ")
     name = name.lower()
-    command_names()  # registers them on first use
-    found = COMMANDS.get(name)
+    found = session.commands.get(name)
     if found is None:
         raise UsageError(f"unknown command {name}", hint="/help lists the commands")
     return found.handler(session, arg.strip()) is not False
-
-
-def command_names() -> tuple[str, ...]:
-    from llmost_cli.core import chat_commands  # noqa: F401  # registers them
-
-    return tuple(COMMANDS)

@@ -7,18 +7,37 @@ command is one function here.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 
 from llmost_cli.core import inputs, params
-from llmost_cli.core.chat import COMMANDS, Session, command
+from llmost_cli.core.chat import Command, Session
 from llmost_cli.core.events import Usage
 from llmost_cli.core.text import format_cost
 from llmost_cli.errors import UsageError
 
+COMMANDS: dict[str, Command] = {}  # in /help order
+
+Handler = Callable[[Session, str], Any]
+
+
+def command(name: str, usage: str, help: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        COMMANDS[name] = Command(name, usage, help, handler)
+        return handler
+
+    return register
+
+
+def command_names() -> tuple[str, ...]:
+    return tuple(COMMANDS)
+
 
 @command("/help", "", "list these commands")
 def _help(session: Session, arg: str) -> None:
-    width = max(len(f"{c.name} {c.usage}".strip()) for c in COMMANDS.values())
-    lines = [f"{f'{c.name} {c.usage}'.strip().ljust(width)}  {c.help}" for c in COMMANDS.values()]
+    commands = session.commands.values()
+    width = max(len(f"{c.name} {c.usage}".strip()) for c in commands)
+    lines = [f"{f'{c.name} {c.usage}'.strip().ljust(width)}  {c.help}" for c in commands]
     lines.append("Start a message with // to send it with a leading slash.")
     session.view.say("\n".join(lines))
 
