@@ -59,7 +59,7 @@ def run(args: list[str], env: Environment | None = None) -> int:
 
         cmd = command()
         try:
-            # click prints help and its own messages to sys.stdout/stderr: route them through
+            # click prints help and its own messages to the process streams: route them through
             # the Environment, so that nothing reaches the process's streams behind its back.
             # make_context + invoke (not main): Ctrl-C, a closed pipe or EOF must reach this
             # boundary, not typer's standalone handling (which turns Ctrl-C into a silent 130
