@@ -31,9 +31,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.timeout(300)
 def test_wheel_has_the_package_and_no_tests(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
-    modules = {Path(n).name for n in names if n.startswith("llmost_cli/")}
-    expected = {p.name for p in (ROOT / "llmost_cli").glob("*.py")}
-    assert expected <= modules
+    modules = {n for n in names if n.startswith("llmost_cli/")}
+    expected = {p.relative_to(ROOT).as_posix() for p in (ROOT / "llmost_cli").rglob("*.py")}
+    assert expected <= modules and "llmost_cli/py.typed" in modules
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n or "conftest" in n]
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
@@ -53,16 +53,32 @@ def test_wheel_has_the_package_and_no_tests(wheel: Path) -> None:
 def test_a_plain_install_of_the_wheel_runs(wheel: Path, tmp_path: Path) -> None:
     """Not the editable install the other tests use: the wheel alone, in a new venv.
 
-    The venv sees the system site-packages for the dependencies (no network here); llmost
-    itself comes only from the wheel.
+    The dependencies come from the environment running the tests (no network here), made
+    visible by a .pth file that names its site-packages directories; that environment's own
+    .pth files (the editable install of llmost among them) are not processed, so llmost
+    itself comes only from the wheel. This works whether the tests run in a venv or not.
     """
+    import site
+    import sysconfig
+
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    ours.update(site.getsitepackages())
+    (Path(purelib) / "deps.pth").write_text("".join(f"{d}\n" for d in sorted(ours)))
     install = [
-        str(python),
+        sys.executable,  # this environment's pip, installing into the new venv
         "-m",
         "pip",
+        "--python",
+        str(python),
         "install",
         "-q",
         "--no-deps",
