@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pexpect
+import pyte
 import pytest
 
 from llmost_cli import paths
@@ -52,6 +53,26 @@ class Repl:
             encoding="utf-8",
             timeout=10,
         )
+        # Everything pexpect reads also goes to a terminal emulator, so that tests can wait for
+        # what the screen shows: prompt_toolkit draws a line in pieces, with cursor movements.
+        self.screen = pyte.Screen(100, 40)
+        self._stream = pyte.Stream(self.screen)
+        self.child.logfile_read = self
+
+    def write(self, data: str) -> None:  # pexpect's logfile_read
+        self._stream.feed(data)
+
+    def flush(self) -> None:
+        pass
+
+    def shows(self, text: str, timeout: float = 10) -> None:
+        """Wait until the screen shows ``text`` on one of its lines."""
+        deadline = time.monotonic() + timeout
+        while not any(text in line for line in self.screen.display):
+            if time.monotonic() > deadline:
+                shown = "\n".join(line.rstrip() for line in self.screen.display if line.strip())
+                raise AssertionError(f"the screen never showed {text!r}; it shows:\n{shown}")
+            self.child.expect([pexpect.TIMEOUT, pexpect.EOF], timeout=0.05)
 
     def prompt(self) -> None:
         self.child.expect(PROMPT)
@@ -277,17 +298,19 @@ def test_tab_completes_commands_and_cached_model_ids(repl: Any, server: fs.FakeS
     r = repl("--no-markdown")
     r.prompt()
     r.child.send("/he\t")
-    r.expect("/help")  # completion is drawn asynchronously: Enter must wait for it
+    r.shows("> /help")  # completion is drawn asynchronously: Enter must wait for it
     r.child.send("\r")
-    r.expect("/prefill TEXT")
-    r.prompt()
+    r.shows("/prefill TEXT")
     r.child.send("/mod\t")
-    r.expect("/model")
+    r.shows("> /model")
     r.child.send(" mistral\t")
-    r.expect("mistralai/mistral-small")
+    r.shows("> /model mistralai/mistral-small")
     r.child.send("\r")
-    r.expect("model: mistralai/mistral-small")
-    assert r.exit() == 0
+    r.shows("model: mistralai/mistral-small")
+    r.child.sendcontrol("d")
+    r.child.expect(pexpect.EOF)
+    r.child.close()
+    assert r.child.exitstatus == 0
 
 
 def test_history_is_recalled_across_sessions(repl: Any, server: fs.FakeServer) -> None:
