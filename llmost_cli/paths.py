@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -45,10 +45,28 @@ def models_cache_file(base_url: str) -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700; tighten it if it already exists."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if path.stat().st_mode & 0o077:
-        # Not ours to change (e.g. a shared dir): the files inside stay 0600 anyway.
-        with contextlib.suppress(OSError):
-            path.chmod(0o700)
+    """Create ``path`` and its missing parents, each with mode 0700 whatever the umask.
+
+    An existing directory is never chmod-ed: it may be shared (a 1777 ``/tmp``-like dir that
+    ``LLMOST_CONFIG`` points into) or the user's own choice; the files we put in it are 0600.
+    Only the levels created here are made 0700 (``mkdir(parents=True)`` would create the
+    parents with ``0777 & ~umask``, world-writable under ``umask 000``).
+    """
+    missing: list[Path] = []
+    level = path
+    while not level.is_dir():
+        missing.append(level)
+        if level.parent == level:
+            break
+        level = level.parent
+    for level in reversed(missing):
+        try:
+            os.mkdir(level, 0o700)
+        except FileExistsError:
+            if level.is_dir():  # another process made it first: not ours to change
+                continue
+            raise NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(level)
+            ) from None
+        os.chmod(level, 0o700)  # ours, just made: the umask may have removed our own bits
     return path

@@ -50,7 +50,9 @@ def test_file_and_dir_modes(llmost_bare: Runner, isolated_env: Path) -> None:
     path = config_path(isolated_env)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert [p.name for p in path.parent.iterdir()] == ["config.toml"]  # no temp file left
+    # no temp file left; the lock file of read-modify-write stays, private too
+    assert sorted(p.name for p in path.parent.iterdir()) == [".config.toml.lock", "config.toml"]
+    assert stat.S_IMODE((path.parent / ".config.toml.lock").stat().st_mode) == 0o600
 
 
 @pytest.mark.parametrize(
@@ -218,3 +220,33 @@ def test_edit_creates_template_then_validates(llmost_bare: Runner, isolated_env:
     r = llmost_bare("config", "edit", env={"EDITOR": str(script)})
     assert r.rc == 3 and "must be in [0, 2]" in r.stderr
     assert "temperature = 9" in path.read_text()  # the user's edit is kept for fixing
+
+
+def test_edit_again_in_a_terminal(isolated_env: Path) -> None:
+    """`config edit` in a real pty: an invalid result offers another round, until it is valid."""
+    import sys
+
+    import pexpect
+
+    from tests.conftest import llmost_executable
+
+    script = isolated_env / "editor.py"
+    counter = isolated_env / "rounds"
+    script.write_text(
+        "import pathlib, sys\n"
+        f"counter = pathlib.Path({str(counter)!r})\n"
+        "n = int(counter.read_text()) if counter.exists() else 0\n"
+        "counter.write_text(str(n + 1))\n"
+        "text = 'temperature = 9' if n == 0 else 'temperature = 1'\n"
+        "pathlib.Path(sys.argv[1]).write_text('[profiles.default]\\n' + text + '\\n')\n"
+    )
+    env = dict(os.environ) | {"EDITOR": f"{sys.executable} {script}"}
+    child = pexpect.spawn(llmost_executable(), ["config", "edit"], env=env, timeout=20)
+    child.expect("must be in \\[0, 2\\], got 9")
+    child.expect("edit again\\? \\[Y/n\\] ")
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert counter.read_text() == "2"
+    assert "temperature = 1" in config_path(isolated_env).read_text()

@@ -1,9 +1,10 @@
-"""``llmost config``: path, list, get, set, unset, edit."""
+"""``llmost config``: path, list, get, set, unset, edit, profiles."""
 
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -11,6 +12,9 @@ from llmost_cli import paths
 from llmost_cli.cli.options import state_of
 from llmost_cli.core import configfile, params, settings
 from llmost_cli.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from llmost_cli.main import State
 
 CONFIG_HELP = """Show and change settings (config file, profiles, API key).
 
@@ -22,6 +26,7 @@ Examples:
   llmost config set api_key                 # typed hidden, stored 0600
   llmost config set api_key_cmd "pass show llmost"
   llmost --profile local config set base_url http://127.0.0.1:8080/v1
+  llmost config profiles                    # which one is active, and why
 """
 
 config_app = typer.Typer(
@@ -44,13 +49,8 @@ TEMPLATE = """\
 """
 
 
-def _profile(ctx: typer.Context, cfg: configfile.ConfigFile) -> str:
-    state = state_of(ctx)
-    return settings.active_profile_name(cfg, state.profile, state.env.environ)
-
-
 def _effective(ctx: typer.Context) -> settings.Settings:
-    """The settings in effect, each with where it came from."""
+    """The settings in effect, each with where it came from (a missing profile: exit 3)."""
     state = state_of(ctx)
     return settings.resolve(configfile.load_file(), state.profile, {}, state.env.environ)
 
@@ -82,7 +82,7 @@ def path_cmd() -> None:
 
 @config_app.command("list")
 def list_cmd(ctx: typer.Context) -> None:
-    """List the settings in effect (API key masked), with their source.
+    """List every setting in effect, defaults included, with its source (API key masked).
 
     \b
     Examples:
@@ -98,7 +98,9 @@ def list_cmd(ctx: typer.Context) -> None:
 
 @config_app.command("get")
 def get_cmd(ctx: typer.Context, key: KeyArg) -> None:
-    """Print one setting (the API key masked); nothing if it is not set.
+    """Print the value in effect of one setting (the API key masked); nothing if it has none.
+
+    On a terminal, stderr says where the value comes from.
 
     \b
     Examples:
@@ -107,11 +109,16 @@ def get_cmd(ctx: typer.Context, key: KeyArg) -> None:
     """
     _check_key(key)
     effective = _effective(ctx)
+    state = state_of(ctx)
     if key in effective.values:
         _echo(ctx, configfile.display_value(key, effective.values[key]))
+        if state.env.stderr_isatty:
+            state.ui.note(f"{key} from {effective.sources.get(key, 'default')}")
+    elif state.env.stderr_isatty:
+        state.ui.note(f"{key} is not set")
 
 
-@config_app.command("set")
+@config_app.command("set", context_settings={"allow_interspersed_args": False})
 def set_cmd(
     ctx: typer.Context,
     key: KeyArg,
@@ -119,7 +126,8 @@ def set_cmd(
         str | None,
         typer.Argument(
             metavar="VALUE",
-            help="The value; for api_key leave it out to type it hidden or pipe it.",
+            help="The value (negative numbers too); for api_key leave it out to type it "
+            "hidden or pipe it.",
         ),
     ] = None,
 ) -> None:
@@ -128,21 +136,31 @@ def set_cmd(
     \b
     Examples:
       llmost config set model openai/gpt-4o
+      llmost config set frequency_penalty -0.5
       llmost config set api_key            # asks without echo, or reads a pipe
       pass show llmost | llmost config set api_key
       llmost --profile local config set base_url http://127.0.0.1:8080/v1
     """
     _check_key(key)
-    cfg = configfile.load_file()
-    profile = _profile(ctx, cfg)
+    state = state_of(ctx)
     if value is None:
         if key != "api_key":
             raise UsageError(f"config set {key} needs a VALUE")
+        from_argument = False
         value = _read_secret(ctx)
+    else:
+        from_argument = True
     checked = params.parse_text_value(key, value)
-    configfile.set_value(cfg, profile, key, checked)
+    with configfile.transaction() as cfg:
+        profile = settings.active_profile_name(cfg, state.profile, state.env.environ)
+        configfile.set_value(cfg, profile, key, checked)
     shown = configfile.display_value(key, checked)
     _echo(ctx, f"{key} = {shown}  # saved in profile {profile} of {cfg.path}", err=True)
+    if from_argument and key in configfile.SECRET_KEYS:
+        state.ui.warn(
+            f"the {key} given as an argument is now in your shell history (and was visible "
+            f"in ps); 'llmost config set {key}' with no value reads it hidden"
+        )
 
 
 def _read_secret(ctx: typer.Context) -> str:
@@ -172,35 +190,107 @@ def unset_cmd(ctx: typer.Context, key: KeyArg) -> None:
       llmost --profile local config unset base_url
     """
     _check_key(key)
-    cfg = configfile.load_file()
-    profile = _profile(ctx, cfg)
-    if configfile.unset_value(cfg, profile, key):
+    state = state_of(ctx)
+    with configfile.transaction() as cfg:
+        profile = settings.active_profile_name(cfg, state.profile, state.env.environ)
+        removed = configfile.unset_value(cfg, profile, key)
+    if removed:
         _echo(ctx, f"{key} removed from profile {profile}", err=True)
     else:
         _echo(ctx, f"{key} was not set in profile {profile}", err=True)
 
 
 @config_app.command("edit")
-def edit_cmd() -> None:
+def edit_cmd(ctx: typer.Context) -> None:
     """Open the config file in $VISUAL or $EDITOR, then check it.
+
+    When the result is invalid, says what is wrong and, on a terminal, offers to edit again;
+    the file is always kept as you left it.
 
     \b
     Examples:
       llmost config edit
       EDITOR=nano llmost config edit
     """
+    state = state_of(ctx)
+    path = paths.config_file()
+    _create_from_template(path)
+    editor = state.env.environ.get("VISUAL") or state.env.environ.get("EDITOR") or "vi"
+    while True:
+        _run_editor(editor, path)
+        try:
+            configfile.load_file(path)
+            return
+        except ConfigError as exc:
+            if not state.env.stdin_isatty:
+                raise
+            state.ui.error(exc)
+            if not _yes(state, "edit again? [Y/n] "):
+                raise ConfigError(
+                    f"config file {path} is still invalid; it is kept as you left it",
+                    hint="fix it with: llmost config edit",
+                ) from None
+
+
+@config_app.command("profiles")
+def profiles_cmd(ctx: typer.Context) -> None:
+    """List the profiles in the config file, one per line; '*' marks the active one.
+
+    \b
+    Examples:
+      llmost config profiles
+      llmost --profile work config profiles
+    """
+    state = state_of(ctx)
+    cfg = configfile.load_file()
+    name, why = configfile.profile_choice(
+        cfg, state.profile, state.env.environ, settings.DEFAULT_PROFILE
+    )
+    names = cfg.profile_names()
+    if name not in names:
+        if name != settings.DEFAULT_PROFILE:
+            state.ui.warn(f"profile {name!r} (chosen by {why}) is not defined in {cfg.path}")
+        names.append(name)
+    for profile in names:
+        if profile == name:
+            chosen = "active by default" if why == "default" else f"active, chosen by {why}"
+            defined = "" if profile in cfg.profile_names() else "; not in the file yet"
+            _echo(ctx, f"* {profile}  ({chosen}{defined})")
+        else:
+            _echo(ctx, f"  {profile}")
+
+
+def _create_from_template(path: Path) -> None:
+    if path.exists() or path.is_symlink():
+        return
+    try:
+        paths.ensure_private_dir(path.parent)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"cannot create config file {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(TEMPLATE)
+
+
+def _run_editor(editor: str, path: Path) -> None:
     import shlex
     import subprocess
 
-    path = paths.config_file()
-    if not path.exists():
-        paths.ensure_private_dir(path.parent)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(TEMPLATE)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     try:
         subprocess.run([*shlex.split(editor), str(path)], check=False)
     except FileNotFoundError:
         raise ConfigError(f"editor {editor!r} not found", hint="set VISUAL or EDITOR") from None
-    configfile.load_file(path)  # reports what is wrong; the file stays as the user left it
+
+
+def _yes(state: State, question: str) -> bool:
+    """A [Y/n] question on the terminal; end of input means no."""
+    env = state.env
+    env.stderr.write(question)
+    env.stderr.flush()
+    line = env.stdin.readline(1024) if env.stdin is not None else b""
+    if not line:
+        env.stderr.write("\n")
+        return False
+    return line.strip().lower() in (b"", b"y", b"yes")

@@ -1,14 +1,22 @@
 """The config file: read, validate, and write atomically (DESIGN §3).
 
-The file is only ever replaced atomically, and never when it could not be read.
+The file is only ever replaced atomically, and never when it could not be read. Every change
+is a read-modify-write under a lock (``transaction``), so parallel ``config set`` runs all
+keep their keys. A symlinked file (dotfiles) is written through the link, in the target's
+directory; existing directories are never chmod-ed (``paths.ensure_private_dir``).
 """
 
 from __future__ import annotations
 
+import copy
+import errno
 import os
+import stat
 import tempfile
+import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +26,10 @@ from llmost_cli.core import params
 from llmost_cli.errors import ConfigError, UsageError
 
 TOP_LEVEL_KEYS = ("profile", "profiles", "tools")
-SECRET_KEYS = frozenset({"api_key"})
+SECRET_KEYS = params.SECRET_KEYS
+TEMP_PREFIX, TEMP_SUFFIX = ".config-", ".toml"
+STALE_TEMP_AGE = 60.0  # seconds: no write of ours takes this long
+LOCK_TIMEOUT = 10.0  # seconds to wait for another llmost that is changing the file
 
 
 @dataclass
@@ -92,24 +103,151 @@ def validate(data: Mapping[str, Any], path: Path) -> None:
         raise ConfigError(f"invalid config file {path}: [tools.NAME] entries must be tables")
 
 
+@contextmanager
+def transaction(path: Path | None = None) -> Iterator[ConfigFile]:
+    """Lock the file, read it afresh, let the caller change ``data``, then save if it changed.
+
+    The lock (``flock`` on ``.NAME.lock`` beside the path the user named, 0600) covers the
+    whole read-modify-write: ten ``config set`` at once keep all ten keys. Nothing is saved
+    when the block raises or leaves the data as it was.
+    """
+    path = path or paths.config_file()
+    _ensure_dir(path, path.parent)
+    with _locked(path):
+        config = load_file(path)
+        before = copy.deepcopy(config.data)
+        yield config
+        if config.data != before:
+            save_file(config)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    import fcntl
+
+    lock = path.parent / f".{path.name}.lock"
+    try:
+        # O_NOFOLLOW: in a shared directory, a planted symlink must not make us create files
+        fd = os.open(lock, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _write_error(path, exc, f"cannot create its lock file {lock}: ") from None
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"config file {path} is being changed by another process "
+                        f"(lock file {lock} held for {LOCK_TIMEOUT:g} s)",
+                        hint="try again",
+                    ) from None
+                time.sleep(0.01)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_target(path: Path) -> Path:
+    """The file that is really written: the target of a symlinked config (dotfiles).
+
+    Replacing the link itself would turn it into a plain file behind the user's back.
+    """
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def save_file(config: ConfigFile) -> None:
-    """Atomic write (temp file + rename), file 0600 in a 0700 directory."""
+    """Atomic write (temp file + rename in the target's directory), file 0600.
+
+    Any failure (disk full, read-only file system) is a ConfigError naming the file and the
+    reason; the old file is left as it was and the temp file removed.
+    """
     import tomli_w
 
-    text = tomli_w.dumps(config.data)
-    directory = paths.ensure_private_dir(config.path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=directory)
+    data = tomli_w.dumps(config.data).encode("utf-8")
+    target = write_target(config.path)
+    directory = _ensure_dir(config.path, target.parent)
+    _remove_stale_temp_files(directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, config.path)
-    except BaseException:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise _write_error(config.path, exc) from None
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _write_error(config.path, exc) from None
         raise
+    _sync_dir(directory)
     config.exists = True
+
+
+def _ensure_dir(path: Path, directory: Path) -> Path:
+    try:
+        return paths.ensure_private_dir(directory)
+    except OSError as exc:
+        raise _write_error(path, exc, f"cannot create directory {directory}: ") from None
+
+
+def _write_error(path: Path, exc: OSError, what: str = "") -> ConfigError:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    reason = reason[:1].lower() + reason[1:]
+    return ConfigError(f"cannot write config file {path}: {what}{reason}")
+
+
+def _remove_stale_temp_files(directory: Path) -> None:
+    """Remove our temp files that a killed write left behind (older than a minute).
+
+    SIGKILL (or a power cut) between the temp file and the rename cannot be caught, so the
+    next write cleans up. The alternative, an unnamed O_TMPFILE linked into place, is
+    Linux-only and cannot replace the old file atomically (``linkat`` refuses an existing
+    name), so it would still need a named temp file. Only regular files that we own and
+    that are older than any write of ours are removed: another llmost writing a different
+    config in the same directory right now holds a younger one.
+    """
+    now = time.time()
+    try:
+        candidates = list(directory.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"))
+    except OSError:
+        return
+    for candidate in candidates:
+        try:
+            st = candidate.lstat()
+            if (
+                stat.S_ISREG(st.st_mode)
+                and st.st_uid == os.geteuid()
+                and now - st.st_mtime > STALE_TEMP_AGE
+            ):
+                candidate.unlink()
+        except OSError:
+            continue
+
+
+def _sync_dir(directory: Path) -> None:
+    """Make the rename itself durable; best effort (some file systems refuse)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def mask(secret: str) -> str:
@@ -130,19 +268,33 @@ def display_value(key: str, value: Any) -> str:
     return str(value)
 
 
-def set_value(config: ConfigFile, profile: str, key: str, value: Any) -> None:
+def set_value(config: ConfigFile, profile: str, key: str, value: Any) -> Any:
+    """Set ``key`` in ``profile`` (created if needed); call inside ``transaction``."""
     checked = params.check(key, value, source=key)
     profiles = config.data.setdefault("profiles", {})
     profiles.setdefault(profile, {})[key] = checked
-    save_file(config)
+    return checked
 
 
 def unset_value(config: ConfigFile, profile: str, key: str) -> bool:
+    """Remove ``key`` from ``profile``; False when it was not set. Call inside ``transaction``."""
     if key not in params.CONFIG_KEYS:
         params.check(key, None)  # raises the "unknown key" message
     table = config.data.get("profiles", {}).get(profile, {})
     if key not in table:
         return False
     del table[key]
-    save_file(config)
     return True
+
+
+def profile_choice(
+    config: ConfigFile, cli_profile: str | None, environ: Mapping[str, str], default: str
+) -> tuple[str, str]:
+    """The active profile and what chose it (the same order as ``settings``)."""
+    if cli_profile:
+        return cli_profile, "--profile"
+    if environ.get("LLMOST_PROFILE"):
+        return environ["LLMOST_PROFILE"], "LLMOST_PROFILE"
+    if config.data.get("profile"):
+        return str(config.data["profile"]), "the config file"
+    return default, "default"
