@@ -29,7 +29,7 @@ _llmost_command() {
         default=''
         ;;
     'config')
-        subs='path list get set unset edit'
+        subs='path list get set unset edit profiles'
         opts='-h --help'
         valued='  '
         default=''
@@ -65,6 +65,12 @@ _llmost_command() {
         default=''
         ;;
     'config edit')
+        subs=''
+        opts='-h --help'
+        valued='  '
+        default=''
+        ;;
+    'config profiles')
         subs=''
         opts='-h --help'
         valued='  '

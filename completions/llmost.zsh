@@ -36,8 +36,8 @@ _llmost_command() {
       default=''
       ;;
     ('config')
-      subs=('path' 'list' 'get' 'set' 'unset' 'edit')
-      subdescs=('path:Print the path of the config file (LLMOST_CONFIG overrides it).' 'list:List the settings in effect (API key masked), with their source.' 'get:Print one setting (the API key masked); nothing if it is not set.' 'set:Set a key in the active profile (or --profile NAME, created if needed).' 'unset:Remove a key from the active profile.' 'edit:Open the config file in $VISUAL or $EDITOR, then check it.')
+      subs=('path' 'list' 'get' 'set' 'unset' 'edit' 'profiles')
+      subdescs=('path:Print the path of the config file (LLMOST_CONFIG overrides it).' 'list:List every setting in effect, defaults included, with its source (API key...' 'get:Print the value in effect of one setting (the API key masked); nothing if it...' 'set:Set a key in the active profile (or --profile NAME, created if needed).' 'unset:Remove a key from the active profile.' 'edit:Open the config file in $VISUAL or $EDITOR, then check it.' 'profiles:List the profiles in the config file, one per line; '\''*'\'' marks the active one.')
       opts=('-h' '--help')
       optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
       valued=()
@@ -84,6 +84,14 @@ _llmost_command() {
       default=''
       ;;
     ('config edit')
+      subs=()
+      subdescs=()
+      opts=('-h' '--help')
+      optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=()
+      default=''
+      ;;
+    ('config profiles')
       subs=()
       subdescs=()
       opts=('-h' '--help')

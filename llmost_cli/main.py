@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import NoReturn
 
@@ -28,13 +28,6 @@ from llmost_cli.errors import (
 def main(argv: Sequence[str] | None = None) -> NoReturn:
     args = list(sys.argv[1:] if argv is None else argv)
     env = Environment.from_system()
-    if args == ["--version"]:
-        _write(env, f"llmost {__version__}\n")
-        sys.exit(0)
-    if args[:1] == ["--complete-values"]:  # hidden: the shell completion scripts, on every Tab
-        from llmost_cli.cli.complete import main as complete
-
-        sys.exit(complete(args[1:], env))
     code = run(args, env)
     _flush_quietly(env)
     sys.exit(code)
@@ -46,6 +39,13 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 def run(args: list[str], env: Environment | None = None) -> int:
     env = env or Environment.from_system()
+    if args == ["--version"]:  # answered before typer is imported, to keep it instant
+        _write(env, f"llmost {__version__}\n")
+        return ExitCode.OK
+    if args[:1] == ["--complete-values"]:  # hidden: the shell completion scripts, on every Tab
+        from llmost_cli.cli.complete import main as complete
+
+        return complete(args[1:], env)
     state = State(env, debug=env.flag("LLMOST_DEBUG"))
     state.json_errors = _wants_json(args)
     # SIGTERM and SIGHUP (the terminal closed) store the partial answer, as Ctrl-C does.
@@ -58,6 +58,9 @@ def run(args: list[str], env: Environment | None = None) -> int:
         from llmost_cli.cli.app import command
 
         cmd = command()
+        if "_LLMOST_COMPLETE" in env.environ:  # typer's own completion protocol
+            with env.as_sys_streams():
+                return _exit_code(cmd.main, args)
         try:
             # click prints help and its own messages to the process streams: route them through
             # the Environment, so that nothing reaches the process's streams behind its back.
@@ -75,6 +78,8 @@ def run(args: list[str], env: Environment | None = None) -> int:
             return _usage_error(exc, state)
         except typer.Abort:
             return _interrupted(env)
+        except SystemExit as exc:  # --show-completion / --install-completion exit by themselves
+            return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
         return rv if isinstance(rv, int) else 0
     except KeyboardInterrupt:
         return _interrupted(env)
@@ -95,6 +100,14 @@ def run(args: list[str], env: Environment | None = None) -> int:
             "(run again with --debug for the traceback, and please report it)\n"
         )
         return ExitCode.INTERNAL
+
+
+def _exit_code(main: Callable[..., object], args: list[str]) -> int:
+    try:
+        main(args=args, prog_name="llmost")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else ExitCode.OK
+    return ExitCode.OK
 
 
 def _decoded(args: list[str], env: Environment) -> list[str]:

@@ -251,7 +251,8 @@ def test_typer_completion_protocol_passes_the_boundary(llmost_bare: Runner) -> N
         "COMP_CWORD": "2",
     }
     r = llmost_bare(env=env)
-    assert r.rc == 0 and r.stdout.split() == ["path", "list", "get", "set", "unset", "edit"]
+    assert r.rc == 0
+    assert r.stdout.split() == ["path", "list", "get", "set", "unset", "edit", "profiles"]
 
 
 def test_show_and_install_completion_work_or_refuse_cleanly(
@@ -335,7 +336,7 @@ BASH_CASES = [
     ),
     ("llmost --profile ", ["main", "work"]),
     ("llmost --profile=w", ["work"]),
-    ("llmost config ", ["edit", "get", "list", "path", "set", "unset"]),
+    ("llmost config ", ["edit", "get", "list", "path", "profiles", "set", "unset"]),
     ("llmost config get ", KEYS),
     ("llmost config unset max_", ["max_tokens", "max_tool_rounds"]),
     ("llmost config set markdown ", ["false", "true"]),

@@ -62,7 +62,11 @@ def ask(
     output: Annotated[
         o.OutputFormat,
         typer.Option(
-            "-o", "--output", metavar="text|json", help="text, or json: one JSON object on stdout."
+            "-o",
+            "--output",
+            metavar="text|json",
+            help="text, or json: one JSON object on stdout.",
+            parser=o.output_format,
         ),
     ] = o.OutputFormat.text,
     usage: Annotated[

@@ -14,7 +14,7 @@ from llmost_cli.core import configfile, params, settings
 from llmost_cli.errors import ConfigError, UsageError
 
 if TYPE_CHECKING:
-    from llmost_cli.main import State
+    from llmost_cli.cli.state import State
 
 CONFIG_HELP = """Show and change settings (config file, profiles, API key).
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from llmost_cli.core import params
+
 if TYPE_CHECKING:
     from llmost_cli.cli.state import State
 
@@ -28,6 +30,16 @@ def state_of(ctx: typer.Context) -> State:
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
+
+
+def output_format(text: str) -> OutputFormat:
+    """``-o text|json``, refused in plain words."""
+    try:
+        return OutputFormat(text.strip().lower())
+    except ValueError:
+        from llmost_cli.errors import UsageError
+
+        raise UsageError(f"-o/--output must be text or json, got {text!r}") from None
 
 
 Prompt = Annotated[
@@ -76,6 +88,7 @@ Temperature = Annotated[
         "--temperature",
         metavar="X",
         help="Sampling temperature, 0 to 2.",
+        parser=params.flag_parser("temperature"),
         rich_help_panel=SAMPLING,
     ),
 ]
@@ -85,6 +98,7 @@ TopP = Annotated[
         "--top-p",
         metavar="X",
         help="Nucleus sampling, greater than 0 up to 1.",
+        parser=params.flag_parser("top_p"),
         rich_help_panel=SAMPLING,
     ),
 ]
@@ -94,16 +108,29 @@ MaxTokens = Annotated[
         "--max-tokens",
         metavar="N",
         help="Maximum tokens in the answer (>= 1).",
+        parser=params.flag_parser("max_tokens"),
         rich_help_panel=SAMPLING,
     ),
 ]
 FrequencyPenalty = Annotated[
     float | None,
-    typer.Option("--frequency-penalty", metavar="X", help="-2 to 2.", rich_help_panel=SAMPLING),
+    typer.Option(
+        "--frequency-penalty",
+        metavar="X",
+        help="-2 to 2.",
+        parser=params.flag_parser("frequency_penalty"),
+        rich_help_panel=SAMPLING,
+    ),
 ]
 PresencePenalty = Annotated[
     float | None,
-    typer.Option("--presence-penalty", metavar="X", help="-2 to 2.", rich_help_panel=SAMPLING),
+    typer.Option(
+        "--presence-penalty",
+        metavar="X",
+        help="-2 to 2.",
+        parser=params.flag_parser("presence_penalty"),
+        rich_help_panel=SAMPLING,
+    ),
 ]
 Stop = Annotated[
     list[str] | None,
@@ -117,7 +144,11 @@ Stop = Annotated[
 Seed = Annotated[
     int | None,
     typer.Option(
-        "--seed", metavar="N", help="Seed for deterministic sampling.", rich_help_panel=SAMPLING
+        "--seed",
+        metavar="N",
+        help="Seed for deterministic sampling.",
+        parser=params.flag_parser("seed"),
+        rich_help_panel=SAMPLING,
     ),
 ]
 Param = Annotated[
@@ -221,7 +252,11 @@ Session = Annotated[
 Timeout = Annotated[
     float | None,
     typer.Option(
-        "--timeout", metavar="SECONDS", help="Read timeout (default 600).", rich_help_panel=NET
+        "--timeout",
+        metavar="SECONDS",
+        help="Read timeout (default 600).",
+        parser=params.flag_parser("timeout"),
+        rich_help_panel=NET,
     ),
 ]
 Retries = Annotated[
@@ -230,6 +265,7 @@ Retries = Annotated[
         "--retries",
         metavar="N",
         help="Retries on 429, 5xx and connection failures (default 3).",
+        parser=params.flag_parser("retries"),
         rich_help_panel=NET,
     ),
 ]

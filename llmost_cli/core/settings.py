@@ -182,18 +182,12 @@ def _key_source(settings: Settings) -> str:
 
 def check_key(key: str, where: str) -> None:
     """An HTTP header carries printable ASCII only; never echo the key, even in part."""
-    if any(not (0x20 < ord(ch) < 0x7F) for ch in key):
-        bad = ord(next(ch for ch in key if not (0x20 < ord(ch) < 0x7F)))
-        if bad == 0x20:
-            kind = "a space"
-        elif bad < 0x20 or 0x7F <= bad < 0xA0:
-            kind = "a control character"
-        else:
-            kind = "a non-ASCII character"
-        raise ConfigError(
-            f"the API key from {where} contains {kind}; an API key is printable ASCII",
-            hint="check for a stray newline or quote, then set it again",
-        )
+    from llmost_cli.errors import UsageError
+
+    try:
+        params.check_secret(key, f"the API key from {where}")
+    except UsageError as exc:
+        raise ConfigError(exc.message) from None
 
 
 def run_key_command(command: str) -> str:
