@@ -22,7 +22,7 @@ COMMANDS = list(walk(command()))
 def test_the_tree_has_the_documented_commands() -> None:
     names = {" ".join(path) for path, _ in COMMANDS}
     expected = {"", "ask", "chat", "config", "models", "models list", "models show"}
-    expected |= {f"config {c}" for c in ("path", "list", "get", "set", "unset", "edit")}
+    expected |= {f"config {c}" for c in ("path", "list", "get", "set", "unset", "edit", "profiles")}
     assert expected <= names
 
 
@@ -32,4 +32,4 @@ def test_every_command_help_has_examples(path: tuple[str, ...]) -> None:
     text = cmd.help or ""
     assert "Examples:" in text
     examples = text.split("Examples:", 1)[1].strip().splitlines()
-    assert 2 <= len([line for line in examples if "llmost" in line]) <= 4
+    assert 2 <= len([line for line in examples if "llmost" in line]) <= 6

@@ -188,7 +188,7 @@ def test_sampling_parameters_in_body(llmost: Runner, server: fs.FakeServer) -> N
         (["--presence-penalty", "-2.5"], "--presence-penalty must be in [-2, 2]"),
         (["--stop", "a", "--stop", "b", "--stop", "c", "--stop", "d", "--stop", "e"],
          "at most 4 stop sequences"),
-        (["-t", "hot"], "Invalid value for '-t' / '--temperature'"),
+        (["-t", "hot"], "--temperature must be a number, got 'hot'"),
         (["--timeout", "0"], "--timeout must be > 0"),
         (["--retries", "-1"], "--retries must be in [0, 10]"),
         (["--param", "novalue"], "--param expects KEY=JSON"),

@@ -270,11 +270,11 @@ def test_every_slash_command(repl: Any, server: fs.FakeServer, tmp_path: Path) -
     r.line("/save my-test")
     r.expect("saved as 'my-test'")
     r.line("/clear")
-    r.expect("conversation cleared")
+    r.expect("new conversation; the previous one stays saved")
     r.line("/history")
     r.expect("system: You are a test.")  # the system prompt stays
     r.line("/load my-test")
-    r.expect("loaded 'my-test': 0 messages")  # /clear emptied it in the store too
+    r.expect("loaded 'my-test': 5 messages")  # /clear deleted nothing
     r.line("/quit")
     r.child.expect(pexpect.EOF)
     r.child.close()
@@ -353,9 +353,11 @@ def test_declared_tool_runs_after_yes_and_not_after_no(
 
     r.line("weather in Paris?")
     r.expect("the model wants to run tool get_weather")
-    r.expect('<<< {"city": "Paris"}')
+    r.expect("command: ")  # the real command line, then the real arguments
+    r.expect('stdin: {"city": "Paris"}')
     r.expect("run get_weather? [y/N]")
     r.child.send("y\r")
+    r.expect('│ {"city": "Paris", "temp_c": 3}')  # what the tool printed is shown
     r.expect("Paris: 3 °C.")
     assert marker.read_text() == "Paris\n"
     sent = server.chat_requests()[1].json
@@ -382,3 +384,24 @@ def test_declared_tool_runs_after_yes_and_not_after_no(
         assert conv is not None
         roles = [m.role for m in store.messages(conv.id)]
     assert roles == ["user", "assistant", "tool", "assistant"] * 2
+
+
+def test_ctrl_c_at_a_tool_confirmation_cancels_the_whole_turn(
+    repl: Any, server: fs.FakeServer, isolated_env: Path
+) -> None:
+    marker = isolated_env / "ran.txt"
+    declare_recording_tool(isolated_env, marker)
+    calls = [(f"c{i}", "get_weather", '{"city": "Oslo"}') for i in range(3)]
+    server.add(fs.stream_tool_calls(calls), fs.stream_text("next answer"))
+    r = repl("--no-markdown", "--tool", "get_weather")
+    r.line("weather?")
+    r.expect("run get_weather? [y/N]")
+    r.child.sendcontrol("c")
+    r.expect("cancelled; the model is told the tools were not run")
+    r.line("something else")  # the conversation goes on: no call is left unanswered
+    r.expect("next answer")
+    assert not marker.exists()
+    messages = server.chat_requests()[-1].json["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "tool", "tool", "user"]
+    assert all("cancelled" in m["content"] for m in messages[2:5])
+    assert r.exit() == 0
