@@ -37,6 +37,8 @@ Examples:
   llmost chat --session refactor          # resume (or start) a named conversation
   printf 'hi\\nand again\\n' | llmost chat  # scripted multi-turn
   llmost chat --tool get_weather          # asks y/N before running a declared tool
+  llmost chat -f src/ -T review           # the files and the template's prompt go with the
+                                          # first message; /file and /template add more later
 """
 
 
@@ -46,6 +48,9 @@ def chat(
     model: o.Model = None,
     system: o.System = None,
     image: o.Image = None,
+    file: o.File = None,
+    template: o.Template = None,
+    var: o.Var = None,
     prefill: o.Prefill = None,
     temperature: o.Temperature = None,
     top_p: o.TopP = None,
@@ -85,16 +90,22 @@ class ChatOptions(TurnOptions):
 
 def run_chat(state: State, opts: ChatOptions) -> int:
     """Check everything, open the store and the client, then feed the session its lines."""
+    from llmost_cli.api.fetch import make_fetch
+    from llmost_cli.core import attachments, templates
     from llmost_cli.core.ask import offered_tools
-    from llmost_cli.core.chat import Session, command_names
+    from llmost_cli.core.chat import command_names
+    from llmost_cli.core.chat_context import ContextSession  # also registers /file, /template
 
     env, ui = state.env, state.ui
     interactive = env.stdin_isatty
     settings = services.settings_for(state, opts.overrides())
+    opts, settings, template = templates.prepare(opts, settings)
     system = inputs.read_text_arg(settings.system, "--system") if settings.system else None
     offered, local = offered_tools(opts, settings)
     compose(settings, opts, [], system=system, user=None, offered=offered)  # bad options fail now
     images = [inputs.image_url(spec) for spec in opts.image]
+    fetch = make_fetch(settings.timeout, log=services.debug_log(state))
+    context = attachments.load(opts.file, stdin=None, fetch=fetch, warn=ui.warn, note=ui.note)
     key = services.api_key(settings)  # a missing key is an error before the REPL starts
     with ExitStack() as stack:
         store = stack.enter_context(
@@ -105,7 +116,7 @@ def run_chat(state: State, opts: ChatOptions) -> int:
         client = stack.enter_context(services.make_client(state, settings, key))
         ask = None if opts.yes or not interactive else _ask_on_terminal
         screen = ChatScreen(ui, markdown=interactive and use_markdown(settings), ask=ask)
-        session = Session(
+        session = ContextSession(
             settings,
             opts,
             client,
@@ -121,6 +132,9 @@ def run_chat(state: State, opts: ChatOptions) -> int:
             run_tools=bool(local) and (opts.yes or interactive),
             interactive=interactive,
             images=images,
+            context=context,  # -f and -T: with the first message
+            template=template,
+            fetch=fetch,
         )
         if interactive:
             greet(state, session)
