@@ -272,6 +272,7 @@ _NOISE_TAGS = (
     "link",
     "meta",
     "head",
+    "title",
 )
 _NOISE_ROLES = ("navigation", "banner", "contentinfo", "search", "complementary", "menu")
 
