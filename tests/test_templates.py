@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,18 @@ def test_invalid_template_is_a_config_error(
     assert (r.rc, server.chat_requests()) == (3, []), r
     assert f"invalid template {path}" in r.stderr
     assert message in r.stderr
+
+
+def test_readme_example_templates_are_valid(llmost: Runner, isolated_env: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```toml\n# (\w+)\.toml -- ([^\n]*)\n(.*?)```", readme, re.S)
+    assert [name for name, _, _ in examples] == ["review", "commit", "translate", "summarize"]
+    for name, _, text in examples:
+        add_template(isolated_env, name, text)
+        template = tpl.load(folder(isolated_env), name)
+        assert "{input}" in (template.prompt or "") and not template.required
+        body = dry(llmost, "-T", name, "some input")
+        assert "some input" in body["messages"][-1]["content"]
 
 
 # --- llmost templates ...------------------------------------------------------------------------
