@@ -152,6 +152,31 @@ def test_used_budget_counts_what_is_already_attached(tmp_path: Path) -> None:
         )
 
 
+def test_unit_errors_and_notes(tmp_path: Path) -> None:
+    import io
+
+    notes: list[str] = []
+    small = att.Limits(file_bytes=10, total_bytes=20)
+    with pytest.raises(UsageError, match="larger than 10 bytes, the limit for one text file"):
+        att.load(["-"], stdin=io.BytesIO(b"x" * 11), fetch=None, warn=print, limits=small)
+    with pytest.raises(UsageError, match="-f needs a path"):
+        att.load([""], stdin=None, fetch=None, warn=print)
+    with pytest.raises(UsageError, match="URLs cannot be fetched here"):
+        att.load(["https://x.test/"], stdin=None, fetch=None, warn=print)
+    (tmp_path / "empty").mkdir()
+    assert not att.load([str(tmp_path / "empty")], stdin=None, fetch=None, warn=notes.append)
+    assert notes == [f"{tmp_path}/empty: no text files to attach"]
+    with pytest.raises(UsageError, match="would exceed 5 bytes"):
+        att.pdf_text(make_pdf(["longer than five bytes"]), "p.pdf", 5)
+
+
+def test_invalid_utf16_is_replaced_with_a_warning() -> None:
+    warnings: list[str] = []
+    raw = "ok".encode("utf-16") + b"\x00\xd8"  # a lone surrogate
+    assert att.decode(raw, "u.txt", warnings.append) == "ok\ufffd"
+    assert warnings == ["u.txt is not valid utf-16; invalid bytes were replaced with U+FFFD"]
+
+
 # --- end to end: files ----------------------------------------------------------------------
 
 
@@ -489,6 +514,16 @@ def test_chat_file_error_attaches_nothing_and_the_chat_goes_on(
     assert r.rc == 2  # line mode: the first failure is the exit code
     assert f"-f {tmp_path}/nope: no such file or directory" in r.stderr
     assert "usage: /file PATH_OR_URL" in r.stderr
+    assert user_content(server) == "hello"
+
+
+def test_chat_clear_drops_what_was_attached(
+    llmost: Runner, server: fs.FakeServer, tmp_path: Path
+) -> None:
+    a = tmp_path / "a.txt"
+    a.write_text("A\n")
+    r = llmost("chat", input=f"/file {a}\n/clear\nhello\n")
+    assert r.rc == 0, r
     assert user_content(server) == "hello"
 
 

@@ -345,3 +345,19 @@ def test_chat_template_command_errors(
     assert r.rc == 2
     assert "needs a value for focus" in r.stderr and "no template 'nope'" in r.stderr
     assert server.chat_requests()[-1].json["messages"] == [{"role": "user", "content": "plain"}]
+
+
+def test_chat_template_command_with_schema_and_tools(
+    llmost: Runner, server: fs.FakeServer, isolated_env: Path
+) -> None:
+    write_config(isolated_env, '[tools.get_weather]\ncommand = ["true"]\n')
+    add_template(isolated_env, "weather", 'schema = "city"\ntools = ["get_weather"]\n')
+    add_template(isolated_env, "ghost", 'tools = ["ghost"]\n')
+    server.add(fs.stream_text('{"city": "Paris"}'))
+    r = llmost("chat", input="/template ghost\n/template weather\nwhere?\n")
+    assert r.rc == 2  # the first failure: ghost is not declared
+    assert "no tool 'ghost' in the config file" in r.stderr
+    body = server.chat_requests()[-1].json
+    assert [t["function"]["name"] for t in body["tools"]] == ["get_weather"]
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["city"]
+    assert body["messages"] == [{"role": "user", "content": "where?"}]

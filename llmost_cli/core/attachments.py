@@ -427,7 +427,7 @@ class _Loader:
                         f"-f {label_root}: more than {self.limits.dir_scan} files to look at",
                         hint="attach a smaller directory, or list what to skip in .gitignore",
                     )
-                label = f"{label_root}/{path.relative_to(real_root).as_posix()}"
+                label = f"{label_root.rstrip('/')}/{path.relative_to(real_root).as_posix()}"
                 item = self._dir_file(path, label, skipped)
                 if item is not None:
                     found.append(item)
@@ -536,6 +536,8 @@ class _Loader:
 
     def _bounded(self, stream: IO[bytes], label: str, kind: str, already: int) -> bytes:
         limit = self._limit(kind)
+        if already > limit:
+            raise _too_large(label, kind, limit)
         try:
             return inputs.read_limited(stream, limit - already)
         except TooLarge:
