@@ -360,6 +360,24 @@ def test_subdirectory_honours_the_work_tree_gitignore_above_it(
     assert f"{project}/src/app.py" in content
 
 
+def test_links_out_of_the_directory_are_not_followed(
+    llmost: Runner, server: fs.FakeServer, tmp_path: Path
+) -> None:
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY\n")
+    repo = tmp_path / "cloned"
+    repo.mkdir()
+    (repo / "a.txt").write_text("A\n")
+    (repo / "key").symlink_to(secret)
+    (repo / "alias.txt").symlink_to(repo / "a.txt")  # inside: followed, and attached once
+    (repo / "loop").symlink_to(repo / "loop")
+    r = llmost("ask", "-f", str(repo), "q")
+    assert r.rc == 0, r
+    assert "PRIVATE KEY" not in user_content(server)
+    assert user_content(server) == "q\n\n" + block(f"{repo}/a.txt", "A\n")
+    assert "skipped 2 links out of the directory" in r.stderr
+
+
 def test_directory_file_over_the_limit_is_skipped_with_a_note(
     llmost: Runner, server: fs.FakeServer, tmp_path: Path
 ) -> None:

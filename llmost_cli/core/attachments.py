@@ -260,7 +260,6 @@ _NOISE_TAGS = (
     "template",
     "nav",
     "aside",
-    "form",
     "iframe",
     "svg",
     "canvas",
@@ -420,6 +419,9 @@ class _Loader:
                     continue
                 if is_dir:
                     subdirs.append(path)
+                    continue
+                if entry.is_symlink() and not _inside(path, real_root):
+                    skipped["links out of the directory"] += 1  # a cloned repo's link to ~/.ssh
                     continue
                 scanned += 1
                 if scanned > self.limits.dir_scan:
@@ -647,6 +649,13 @@ def _enclosing_ignores(root: Path) -> list[tuple[Path, GitIgnoreSpec]]:
         if spec is not None:
             chain.append((directory, spec))
     return chain
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # a loop of links
+        return False
 
 
 def _ignored(chain: Sequence[tuple[Path, GitIgnoreSpec]], path: Path, is_dir: bool) -> bool:
