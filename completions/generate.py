@@ -55,6 +55,8 @@ OPTION_VALUES: dict[str, Values] = {
     "--system": FILES,  # text or @path; completing files is the useful half
     "--schema": FILES,
     "--tools": FILES,
+    "--file": FILES,  # a path, a directory, - or a URL: files are what a shell can offer
+    "--template": Values(dynamic="templates"),
     "--tool": Values(dynamic="tools"),
     "--tool-choice": Values(words=("auto", "none", "required"), dynamic="tools"),
 }

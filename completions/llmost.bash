@@ -11,21 +11,21 @@ _llmost_command() {
     # a value (space-padded, for matching), and the command a group runs by default.
     case $1 in
     '')
-        subs='ask chat config models'
+        subs='ask chat config models templates'
         opts='--profile --debug --version --install-completion --show-completion -h --help'
         valued=' --profile '
         default=''
         ;;
     'ask')
         subs=''
-        opts='-m --model -s --system -i --image --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -o --output -u --usage --no-stdin --dry-run --tool-result --yes -h --help'
-        valued=' -m --model -s --system -i --image --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --session --timeout --retries -o --output --tool-result '
+        opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -o --output -u --usage --no-stdin --dry-run --tool-result --yes -h --help'
+        valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --session --timeout --retries -o --output --tool-result '
         default=''
         ;;
     'chat')
         subs=''
-        opts='-m --model -s --system -i --image --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --yes --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -h --help'
-        valued=' -m --model -s --system -i --image --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --session --timeout --retries '
+        opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --yes --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -h --help'
+        valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --session --timeout --retries '
         default=''
         ;;
     'config')
@@ -94,6 +94,36 @@ _llmost_command() {
         valued='  '
         default=''
         ;;
+    'templates')
+        subs='list show edit path'
+        opts='-h --help'
+        valued='  '
+        default=''
+        ;;
+    'templates list')
+        subs=''
+        opts='-h --help'
+        valued='  '
+        default=''
+        ;;
+    'templates show')
+        subs=''
+        opts='-h --help'
+        valued='  '
+        default=''
+        ;;
+    'templates edit')
+        subs=''
+        opts='-h --help'
+        valued='  '
+        default=''
+        ;;
+    'templates path')
+        subs=''
+        opts='-h --help'
+        valued='  '
+        default=''
+        ;;
     *)
         subs='' opts='' valued=' ' default=''
         ;;
@@ -116,6 +146,12 @@ _llmost_values() {
         ;;
     'ask|-i' | 'ask|--image')
         files=1
+        ;;
+    'ask|-f' | 'ask|--file')
+        files=1
+        ;;
+    'ask|-T' | 'ask|--template')
+        dynamic=templates
         ;;
     'ask|--schema')
         files=1
@@ -140,6 +176,12 @@ _llmost_values() {
         ;;
     'chat|-i' | 'chat|--image')
         files=1
+        ;;
+    'chat|-f' | 'chat|--file')
+        files=1
+        ;;
+    'chat|-T' | 'chat|--template')
+        dynamic=templates
         ;;
     'chat|--schema')
         files=1

@@ -12,8 +12,8 @@ _llmost_command() {
   # name:description for the menu), options that take a value, the group's default command.
   case $1 in
     ('')
-      subs=('ask' 'chat' 'config' 'models')
-      subdescs=('ask:Ask one question and print the answer.' 'chat:Chat interactively; PROMPT, if given, is the first turn.' 'config:Show and change settings (config file, profiles, API key).' 'models:List the server'\''s models, or show one in full.')
+      subs=('ask' 'chat' 'config' 'models' 'templates')
+      subdescs=('ask:Ask one question and print the answer.' 'chat:Chat interactively; PROMPT, if given, is the first turn.' 'config:Show and change settings (config file, profiles, API key).' 'models:List the server'\''s models, or show one in full.' 'templates:List, show and edit templates: TOML files in the templates folder beside the...')
       opts=('--profile' '--debug' '--version' '--install-completion' '--show-completion' '-h' '--help')
       optdescs=('--profile:Config profile to use.' '--debug:Show tracebacks and HTTP traffic (key redacted).' '--version:Print the version.' '--install-completion:Install completion for the current shell.' '--show-completion:Show completion for the current shell, to copy it or customize the installation.' '-h:Show this message and exit.' '--help:Show this message and exit.')
       valued=('--profile')
@@ -22,17 +22,17 @@ _llmost_command() {
     ('ask')
       subs=()
       subdescs=()
-      opts=('-m' '--model' '-s' '--system' '-i' '--image' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--json-mode' '--schema' '--tools' '--tool' '--tools-all' '--tool-choice' '--no-stream' '--markdown' '--no-markdown' '-c' '--continue' '--session' '--timeout' '--retries' '-o' '--output' '-u' '--usage' '--no-stdin' '--dry-run' '--tool-result' '--yes' '-h' '--help')
-      optdescs=('-m:Model id, e.g. openai/gpt-4o.' '--model:Model id, e.g. openai/gpt-4o.' '-s:System prompt; @path reads it from a file.' '--system:System prompt; @path reads it from a file.' '-i:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--image:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--prefill:Start the answer with this text; the model continues it.' '-t:Sampling temperature, 0 to 2.' '--temperature:Sampling temperature, 0 to 2.' '--top-p:Nucleus sampling, greater than 0 up to 1.' '--max-tokens:Maximum tokens in the answer (>= 1).' '--frequency-penalty:-2 to 2.' '--presence-penalty:-2 to 2.' '--stop:Stop sequence (repeatable, at most 4).' '--seed:Seed for deterministic sampling.' '--param:Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode:Ask for a JSON object (response_format json_object).' '--schema:JSON schema the answer must follow: a file, inline JSON, or the short form '\''n...' '--tools:JSON file with a list of OpenAI-style tool definitions.' '--tool:Offer a tool declared in the config file (repeatable).' '--tools-all:Offer every tool declared in the config file.' '--tool-choice:Whether and which tool the model must call.' '--no-stream:Wait for the whole answer instead of streaming.' '--markdown:Render markdown (default: only when stdout is a terminal).' '--no-markdown:Render markdown (default: only when stdout is a terminal).' '-c:Continue the most recent conversation.' '--continue:Continue the most recent conversation.' '--session:Use (or create) the named conversation.' '--timeout:Read timeout (default 600).' '--retries:Retries on 429, 5xx and connection failures (default 3).' '-o:text, or json: one JSON object on stdout.' '--output:text, or json: one JSON object on stdout.' '-u:Print token usage (and cost) to stderr.' '--usage:Print token usage (and cost) to stderr.' '--no-stdin:Never read standard input.' '--dry-run:Print the request body; send nothing.' '--tool-result:With -c/--session: answer a pending tool call (VALUE: text, @file or - for st...' '--yes:Run the declared local tools the model calls without asking y/N first.' '-h:Show this message and exit.' '--help:Show this message and exit.')
-      valued=('-m' '--model' '-s' '--system' '-i' '--image' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool' '--tool-choice' '--session' '--timeout' '--retries' '-o' '--output' '--tool-result')
+      opts=('-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--json-mode' '--schema' '--tools' '--tool' '--tools-all' '--tool-choice' '--no-stream' '--markdown' '--no-markdown' '-c' '--continue' '--session' '--timeout' '--retries' '-o' '--output' '-u' '--usage' '--no-stdin' '--dry-run' '--tool-result' '--yes' '-h' '--help')
+      optdescs=('-m:Model id, e.g. openai/gpt-4o.' '--model:Model id, e.g. openai/gpt-4o.' '-s:System prompt; @path reads it from a file.' '--system:System prompt; @path reads it from a file.' '-i:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--image:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '-f:Attach context (repeatable): a text file as a fenced block headed by its path...' '--file:Attach context (repeatable): a text file as a fenced block headed by its path...' '-T:Apply templates/NAME.toml (see '\''llmost templates'\''); options given here win.' '--template:Apply templates/NAME.toml (see '\''llmost templates'\''); options given here win.' '-v:A template variable (repeatable): fills {KEY} in the template.' '--var:A template variable (repeatable): fills {KEY} in the template.' '--prefill:Start the answer with this text; the model continues it.' '-t:Sampling temperature, 0 to 2.' '--temperature:Sampling temperature, 0 to 2.' '--top-p:Nucleus sampling, greater than 0 up to 1.' '--max-tokens:Maximum tokens in the answer (>= 1).' '--frequency-penalty:-2 to 2.' '--presence-penalty:-2 to 2.' '--stop:Stop sequence (repeatable, at most 4).' '--seed:Seed for deterministic sampling.' '--param:Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode:Ask for a JSON object (response_format json_object).' '--schema:JSON schema the answer must follow: a file, inline JSON, or the short form '\''n...' '--tools:JSON file with a list of OpenAI-style tool definitions.' '--tool:Offer a tool declared in the config file (repeatable).' '--tools-all:Offer every tool declared in the config file.' '--tool-choice:Whether and which tool the model must call.' '--no-stream:Wait for the whole answer instead of streaming.' '--markdown:Render markdown (default: only when stdout is a terminal).' '--no-markdown:Render markdown (default: only when stdout is a terminal).' '-c:Continue the most recent conversation.' '--continue:Continue the most recent conversation.' '--session:Use (or create) the named conversation.' '--timeout:Read timeout (default 600).' '--retries:Retries on 429, 5xx and connection failures (default 3).' '-o:text, or json: one JSON object on stdout.' '--output:text, or json: one JSON object on stdout.' '-u:Print token usage (and cost) to stderr.' '--usage:Print token usage (and cost) to stderr.' '--no-stdin:Never read standard input.' '--dry-run:Print the request body; send nothing.' '--tool-result:With -c/--session: answer a pending tool call (VALUE: text, @file or - for st...' '--yes:Run the declared local tools the model calls without asking y/N first.' '-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=('-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool' '--tool-choice' '--session' '--timeout' '--retries' '-o' '--output' '--tool-result')
       default=''
       ;;
     ('chat')
       subs=()
       subdescs=()
-      opts=('-m' '--model' '-s' '--system' '-i' '--image' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--json-mode' '--schema' '--tools' '--tool' '--tools-all' '--tool-choice' '--yes' '--no-stream' '--markdown' '--no-markdown' '-c' '--continue' '--session' '--timeout' '--retries' '-h' '--help')
-      optdescs=('-m:Model id, e.g. openai/gpt-4o.' '--model:Model id, e.g. openai/gpt-4o.' '-s:System prompt; @path reads it from a file.' '--system:System prompt; @path reads it from a file.' '-i:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--image:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--prefill:Start the answer with this text; the model continues it.' '-t:Sampling temperature, 0 to 2.' '--temperature:Sampling temperature, 0 to 2.' '--top-p:Nucleus sampling, greater than 0 up to 1.' '--max-tokens:Maximum tokens in the answer (>= 1).' '--frequency-penalty:-2 to 2.' '--presence-penalty:-2 to 2.' '--stop:Stop sequence (repeatable, at most 4).' '--seed:Seed for deterministic sampling.' '--param:Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode:Ask for a JSON object (response_format json_object).' '--schema:JSON schema the answer must follow: a file, inline JSON, or the short form '\''n...' '--tools:JSON file with a list of OpenAI-style tool definitions.' '--tool:Offer a tool declared in the config file (repeatable).' '--tools-all:Offer every tool declared in the config file.' '--tool-choice:Whether and which tool the model must call.' '--yes:Run the declared local tools the model calls without asking y/N first.' '--no-stream:Wait for the whole answer instead of streaming.' '--markdown:Render markdown (default: only when stdout is a terminal).' '--no-markdown:Render markdown (default: only when stdout is a terminal).' '-c:Continue the most recent conversation.' '--continue:Continue the most recent conversation.' '--session:Use (or create) the named conversation.' '--timeout:Read timeout (default 600).' '--retries:Retries on 429, 5xx and connection failures (default 3).' '-h:Show this message and exit.' '--help:Show this message and exit.')
-      valued=('-m' '--model' '-s' '--system' '-i' '--image' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool' '--tool-choice' '--session' '--timeout' '--retries')
+      opts=('-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--json-mode' '--schema' '--tools' '--tool' '--tools-all' '--tool-choice' '--yes' '--no-stream' '--markdown' '--no-markdown' '-c' '--continue' '--session' '--timeout' '--retries' '-h' '--help')
+      optdescs=('-m:Model id, e.g. openai/gpt-4o.' '--model:Model id, e.g. openai/gpt-4o.' '-s:System prompt; @path reads it from a file.' '--system:System prompt; @path reads it from a file.' '-i:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--image:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '-f:Attach context (repeatable): a text file as a fenced block headed by its path...' '--file:Attach context (repeatable): a text file as a fenced block headed by its path...' '-T:Apply templates/NAME.toml (see '\''llmost templates'\''); options given here win.' '--template:Apply templates/NAME.toml (see '\''llmost templates'\''); options given here win.' '-v:A template variable (repeatable): fills {KEY} in the template.' '--var:A template variable (repeatable): fills {KEY} in the template.' '--prefill:Start the answer with this text; the model continues it.' '-t:Sampling temperature, 0 to 2.' '--temperature:Sampling temperature, 0 to 2.' '--top-p:Nucleus sampling, greater than 0 up to 1.' '--max-tokens:Maximum tokens in the answer (>= 1).' '--frequency-penalty:-2 to 2.' '--presence-penalty:-2 to 2.' '--stop:Stop sequence (repeatable, at most 4).' '--seed:Seed for deterministic sampling.' '--param:Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode:Ask for a JSON object (response_format json_object).' '--schema:JSON schema the answer must follow: a file, inline JSON, or the short form '\''n...' '--tools:JSON file with a list of OpenAI-style tool definitions.' '--tool:Offer a tool declared in the config file (repeatable).' '--tools-all:Offer every tool declared in the config file.' '--tool-choice:Whether and which tool the model must call.' '--yes:Run the declared local tools the model calls without asking y/N first.' '--no-stream:Wait for the whole answer instead of streaming.' '--markdown:Render markdown (default: only when stdout is a terminal).' '--no-markdown:Render markdown (default: only when stdout is a terminal).' '-c:Continue the most recent conversation.' '--continue:Continue the most recent conversation.' '--session:Use (or create) the named conversation.' '--timeout:Read timeout (default 600).' '--retries:Retries on 429, 5xx and connection failures (default 3).' '-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=('-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool' '--tool-choice' '--session' '--timeout' '--retries')
       default=''
       ;;
     ('config')
@@ -123,6 +123,46 @@ _llmost_command() {
       valued=()
       default=''
       ;;
+    ('templates')
+      subs=('list' 'show' 'edit' 'path')
+      subdescs=('list:List the templates with their descriptions (an invalid one is marked, not...' 'show:Print a template'\''s file, after checking it.' 'edit:Open a template in $VISUAL or $EDITOR (a new one starts from a skeleton),...' 'path:Print the templates folder (beside the config file; LLMOST_CONFIG moves both).')
+      opts=('-h' '--help')
+      optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=()
+      default=''
+      ;;
+    ('templates list')
+      subs=()
+      subdescs=()
+      opts=('-h' '--help')
+      optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=()
+      default=''
+      ;;
+    ('templates show')
+      subs=()
+      subdescs=()
+      opts=('-h' '--help')
+      optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=()
+      default=''
+      ;;
+    ('templates edit')
+      subs=()
+      subdescs=()
+      opts=('-h' '--help')
+      optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=()
+      default=''
+      ;;
+    ('templates path')
+      subs=()
+      subdescs=()
+      opts=('-h' '--help')
+      optdescs=('-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=()
+      default=''
+      ;;
     (*)
       subs=() subdescs=() opts=() optdescs=() valued=() default=''
       ;;
@@ -145,6 +185,12 @@ _llmost_values() {
       ;;
     ('ask|-i'|'ask|--image')
       files=1
+      ;;
+    ('ask|-f'|'ask|--file')
+      files=1
+      ;;
+    ('ask|-T'|'ask|--template')
+      dynamic=templates
       ;;
     ('ask|--schema')
       files=1
@@ -169,6 +215,12 @@ _llmost_values() {
       ;;
     ('chat|-i'|'chat|--image')
       files=1
+      ;;
+    ('chat|-f'|'chat|--file')
+      files=1
+      ;;
+    ('chat|-T'|'chat|--template')
+      dynamic=templates
       ;;
     ('chat|--schema')
       files=1

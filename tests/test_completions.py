@@ -321,7 +321,7 @@ def ask_options() -> list[str]:
 
 KEYS = sorted(params.CONFIG_KEYS)
 BASH_CASES = [
-    ("llmost ", ["ask", "chat", "config", "models"]),
+    ("llmost ", ["ask", "chat", "config", "models", "templates"]),
     ("llmost co", ["config"]),
     (
         "llmost --",
@@ -342,7 +342,7 @@ BASH_CASES = [
     ("llmost config set markdown ", ["false", "true"]),
     ("llmost config set model open", ["openai/gpt-4o"]),
     ("llmost ask -", ask_options()),
-    ("llmost ask --tem", ["--temperature"]),
+    ("llmost ask --tem", ["--temperature", "--template"]),
     ("llmost chat --no-", ["--no-markdown", "--no-stream"]),
     ("llmost ask -o ", ["json", "text"]),
     ("llmost ask --output=j", ["json"]),
@@ -445,9 +445,9 @@ def test_zsh_interactive(configured: Path, tmp_path: Path) -> None:
 
 
 FISH_CASES = [
-    ("llmost ", ["ask", "chat", "config", "models"]),
+    ("llmost ", ["ask", "chat", "config", "models", "templates"]),
     ("llmost config get te", ["temperature"]),
-    ("llmost ask --tem", ["--temperature"]),
+    ("llmost ask --tem", ["--temperature", "--template"]),
     ("llmost ask -o ", ["json", "text"]),
     ("llmost ask -m ", sorted(MAIN_MODELS)),
     ("llmost --profile work ask --model=work/", [f"--model={m}" for m in WORK_MODELS]),

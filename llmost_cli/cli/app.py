@@ -13,6 +13,7 @@ from llmost_cli.cli.config import config_app
 from llmost_cli.cli.models import models_app
 from llmost_cli.cli.options import state_of
 from llmost_cli.cli.state import State
+from llmost_cli.cli.templates import templates_app
 
 ROOT_HELP = """Chat with LLMost (or any OpenAI-compatible server) from the terminal.
 
@@ -37,6 +38,7 @@ app.command(help=ask.__doc__, no_args_is_help=False)(ask)
 app.command(help=chat.__doc__)(chat)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
+app.add_typer(templates_app, name="templates")
 
 
 def command() -> Any:

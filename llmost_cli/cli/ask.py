@@ -22,11 +22,14 @@ if TYPE_CHECKING:
 
 ASK_HELP = """Ask one question and print the answer.
 
-Standard input, when it is not a terminal, is added after the prompt.
+Standard input, when it is not a terminal, is added after the prompt. The message reads:
+the prompt, then each -f attachment as a fenced block headed by its path or URL, then stdin.
 
 \b
 Examples:
   git diff | llmost ask "review this change"
+  llmost ask -f src/ -f https://example.com/api.html "where is the config read?"
+  git diff | llmost ask -T review -v focus=security
   llmost ask -i screenshot.png "what does this error mean?"
   llmost ask --prefill '{"' -o json "three colours as JSON" | jq -r .content
 """
@@ -38,6 +41,9 @@ def ask(
     model: o.Model = None,
     system: o.System = None,
     image: o.Image = None,
+    file: o.File = None,
+    template: o.Template = None,
+    var: o.Var = None,
     prefill: o.Prefill = None,
     temperature: o.Temperature = None,
     top_p: o.TopP = None,
@@ -103,12 +109,18 @@ ask.__doc__ = ASK_HELP
 
 def run_ask(state: State, opts: AskOptions) -> int:
     """Check everything, read the conversation, ask, then store and report by one rule."""
+    from llmost_cli.api.fetch import make_fetch
     from llmost_cli.core import ask as core
+    from llmost_cli.core import templates
 
     env, ui = state.env, state.ui
     settings = services.settings_for(state, opts.overrides())
+    opts, settings, template = templates.prepare(opts, settings)
     stdin = env.stdin if not env.stdin_isatty else None
-    question = core.read_question(opts, settings, stdin, ui.warn)
+    fetch = make_fetch(settings.timeout, log=services.debug_log(state))
+    question = core.read_question(
+        opts, settings, stdin, ui.warn, fetch=fetch, template=template, note=ui.note
+    )
     key = None if opts.dry_run else services.api_key(settings)
     continues = opts.continue_ or bool(opts.session)
     with services.store_for(

@@ -37,6 +37,8 @@ Examples:
   llmost chat --session refactor          # resume (or start) a named conversation
   printf 'hi\\nand again\\n' | llmost chat  # scripted multi-turn
   llmost chat --tool get_weather          # asks y/N before running a declared tool
+  llmost chat -f src/ -T review           # the files and the template's prompt go with the
+                                          # first message; /file and /template add more later
 """
 
 
@@ -46,6 +48,9 @@ def chat(
     model: o.Model = None,
     system: o.System = None,
     image: o.Image = None,
+    file: o.File = None,
+    template: o.Template = None,
+    var: o.Var = None,
     prefill: o.Prefill = None,
     temperature: o.Temperature = None,
     top_p: o.TopP = None,
@@ -108,16 +113,21 @@ def open_session(
     state: State, opts: ChatOptions, stack: ExitStack, *, interactive: bool
 ) -> Session:
     """Every check before the session starts; the store and the client close with ``stack``."""
+    from llmost_cli.api.fetch import make_fetch
+    from llmost_cli.core import attachments, templates
     from llmost_cli.core.ask import offered_tools
     from llmost_cli.core.chat import Session
     from llmost_cli.core.chat_commands import COMMANDS
 
     ui = state.ui
     settings = services.settings_for(state, opts.overrides())
+    opts, settings, template = templates.prepare(opts, settings)
     system = inputs.read_text_arg(settings.system, "--system") if settings.system else None
     offered, local = offered_tools(opts, settings)
     compose(settings, opts, [], system=system, user=None, offered=offered)  # bad options fail now
     images = [inputs.image_url(spec) for spec in opts.image]
+    fetch = make_fetch(settings.timeout, log=services.debug_log(state))
+    context = attachments.load(opts.file, stdin=None, fetch=fetch, warn=ui.warn, note=ui.note)
     key = services.api_key(settings)  # a missing key is an error before the REPL starts
     store = stack.enter_context(
         services.store_for(state, continue_=opts.continue_, session=opts.session)
@@ -150,6 +160,9 @@ def open_session(
         interactive=interactive,
         images=images,
         commands=COMMANDS,
+        context=context,  # -f and -T: with the first message
+        template=template,
+        fetch=fetch,
     )
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llmost_cli.env import Environment
 
-KINDS = ("profiles", "models", "keys", "tools")
+KINDS = ("profiles", "models", "keys", "tools", "templates")
 
 
 def values(kind: str, profile: str | None = None) -> list[str]:
@@ -30,6 +30,11 @@ def values(kind: str, profile: str | None = None) -> list[str]:
         return [str(k) for k in params.CONFIG_KEYS]
     if kind not in KINDS:
         return []
+    if kind == "templates":
+        from llmost_cli import paths
+        from llmost_cli.core import templates
+
+        return templates.names(templates.directory(paths.config_file()))
     # config and models are core modules: stdlib only, no typer, rich or httpx.
     from llmost_cli.core import configfile, settings
 

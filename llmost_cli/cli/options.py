@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from llmost_cli.core import params
+from llmost_cli.core.attachments import LIMITS_HELP
 
 if TYPE_CHECKING:
     from llmost_cli.cli.state import State
@@ -267,5 +268,42 @@ Retries = Annotated[
         help="Retries on 429, 5xx and connection failures (default 3).",
         parser=params.flag_parser("retries"),
         rich_help_panel=NET,
+    ),
+]
+
+
+# -- context and templates (core/attachments.py, core/templates.py) --------------------------
+CONTEXT = "Context and templates"
+File = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-f",
+        "--file",
+        metavar="PATH_OR_URL",
+        help="Attach context (repeatable): a text file as a fenced block headed by its path; "
+        "a directory's text files (git-ignored and binary files skipped); - for stdin; an "
+        "http(s) URL (HTML reduced to text; no API key is sent); a PDF's text; an image. "
+        "It goes after the prompt and before stdin. " + LIMITS_HELP,
+        rich_help_panel=CONTEXT,
+    ),
+]
+Template = Annotated[
+    str | None,
+    typer.Option(
+        "-T",
+        "--template",
+        metavar="NAME",
+        help="Apply templates/NAME.toml (see 'llmost templates'); options given here win.",
+        rich_help_panel=CONTEXT,
+    ),
+]
+Var = Annotated[
+    list[str] | None,
+    typer.Option(
+        "-v",
+        "--var",
+        metavar="KEY=VALUE",
+        help="A template variable (repeatable): fills {KEY} in the template.",
+        rich_help_panel=CONTEXT,
     ),
 ]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from llmost_cli.core import inputs, tools
+from llmost_cli.core import attachments, inputs, templates, tools
 from llmost_cli.core.messages import Message
 from llmost_cli.core.request import TurnOptions, json_schema_spec, load_tools_file
 from llmost_cli.core.settings import Settings
@@ -52,27 +52,37 @@ def read_question(
     settings: Settings,
     stdin: IO[bytes] | None,
     warn: Callable[[str], None],
+    *,
+    fetch: attachments.Fetch | None = None,
+    template: templates.Filled | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> Question:
-    """Prompt, stdin, images, system prompt and tools: every usage error before any I/O."""
+    """Prompt, stdin, ``-f`` context, images, system prompt and tools: every usage error before
+    anything is sent. ``fetch`` gets ``-f`` URLs; ``template`` wraps the text (``-T``)."""
     if opts.tool_result and not (opts.continue_ or opts.session):
         raise UsageError(
             "--tool-result answers calls of a stored conversation: add -c or --session"
         )
+    system = inputs.read_text_arg(settings.system, "--system") if settings.system else None
+    offered, local = offered_tools(opts, settings)
+    piped = None if opts.no_stdin else stdin
     stdin_text = None
-    if stdin is not None and not opts.no_stdin:
-        read = inputs.read_stdin(stdin)
+    if piped is not None and "-" not in opts.file:  # `-f -` attaches stdin as a block instead
+        read = inputs.read_stdin(piped)
         if read.replaced:
             warn("standard input is not valid UTF-8; invalid bytes were replaced with U+FFFD")
         stdin_text = read.text
     wants_stdin = any(item.partition("=")[2] == "-" for item in opts.tool_result)
-    text = inputs.combine_prompt(opts.prompt, None if wants_stdin else stdin_text)
-    images = tuple(inputs.image_url(spec) for spec in opts.image)
+    context = attachments.load(opts.file, stdin=piped, fetch=fetch, warn=warn, note=note)
+    prompt = " ".join(opts.prompt)
+    text = attachments.compose_text(prompt, context, None if wants_stdin else stdin_text)
+    if template is not None:
+        text = template.prompt(text)
+    images = tuple(inputs.image_url(spec) for spec in opts.image) + tuple(context.images)
     if not text.strip() and not images and not opts.tool_result:
         raise UsageError(
             "no prompt given", hint="pass words after 'ask' or pipe text on standard input"
         )
-    system = inputs.read_text_arg(settings.system, "--system") if settings.system else None
-    offered, local = offered_tools(opts, settings)
     return Question(text, images, system, tuple(offered), local, stdin_text)
 
 

@@ -8,10 +8,10 @@ message goes through the one turn engine (``core/turn.py``), as ``ask`` does.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from llmost_cli.core import inputs, tools
+from llmost_cli.core import attachments, inputs, templates, tools
 from llmost_cli.core.events import Usage
 from llmost_cli.core.messages import Conversation, Message, Thread
 from llmost_cli.core.request import TurnOptions
@@ -67,6 +67,9 @@ class Session:
     answers: int = 0  # requests answered in this session (with or without usage)
     failure: LlmostError | None = None  # the first one: line mode's exit code
     commands: Mapping[str, Command] = field(default_factory=dict)  # the slash commands
+    context: attachments.Context = field(default_factory=attachments.Context)  # -f, /file
+    template: templates.Filled | None = None  # -T, /template: its prompt wraps the next message
+    fetch: attachments.Fetch | None = None  # for /file URL
     unanswered: str | list[dict[str, Any]] | None = None  # a message whose turn failed
 
     def __post_init__(self) -> None:
@@ -116,9 +119,13 @@ class Session:
         return self.thread.messages
 
     def send(self, text: str) -> None:
-        content = inputs.user_content(text, self.images)
-        self.images = []
-        self.ask(content)
+        """A message with what is attached to it: files, a template's prompt, images."""
+        composed = attachments.compose_text(text, self.context, None)
+        if self.template is not None:
+            composed = self.template.prompt(composed)  # a missing value fails before clearing
+        images = [*self.images, *self.context.images]
+        self.images, self.context, self.template = [], attachments.Context(), None
+        self.ask(inputs.user_content(composed, images))
 
     def ask(self, content: str | list[dict[str, Any]]) -> None:
         """One turn through the engine; a turn that failed before any answer leaves no trace."""
@@ -172,6 +179,7 @@ class Session:
         )
         self._recorder = self.recorder_for(self.thread, lambda: self.settings.model)
         self.images, self.prefill, self.unanswered = [], None, None
+        self.context, self.template = attachments.Context(), None
         if conversation and conversation.model and not self.settings.given_on_command_line("model"):
             self.settings = self.settings.with_values(
                 source="conversation", model=conversation.model
@@ -203,6 +211,45 @@ class Session:
 
     def set_prefill(self, text: str) -> None:
         self.prefill = text
+
+    def attach(self, spec: str) -> attachments.Context:
+        """``/file PATH_OR_URL``: checked and read now, sent with the next message."""
+        added = attachments.load(
+            [spec],
+            stdin=None,
+            fetch=self.fetch,
+            warn=self.view.warn,
+            note=self.view.note,
+            used=self.context.text_bytes,
+        )
+        self.context.extend(added)
+        return added
+
+    def use_template(self, filled: templates.Filled) -> None:
+        """``/template NAME``: its system prompt, model, sampling, schema and tools from now on;
+        its prompt for the next message."""
+        from llmost_cli.core.ask import offered_tools
+
+        template = filled.template
+        system = filled.system()
+        if system is not None:
+            self.set_system(system)
+        if template.model:
+            self.switch_model(template.model)
+        for key, value in template.sampling.items():
+            self.set_sampling(key, value)
+        changes: dict[str, Any] = {}
+        if template.schema:
+            changes |= {"schema": template.schema, "json_mode": False}
+        if template.tools:
+            changes |= {"tool": list(template.tools), "tools_all": False, "tools": None}
+        if changes:
+            options = replace(self.options, **changes)
+            offered, local = offered_tools(options, self.settings)  # undeclared: a usage error
+            self.options, self.offered, self.local = options, tuple(offered), local
+            confirmed = bool(getattr(options, "yes", False)) or self.interactive
+            self.run_tools = bool(local) and confirmed
+        self.template = filled if template.prompt is not None else None
 
     def drop_last_exchange(self) -> str | list[dict[str, Any]] | None:
         """Forget the last user message and what followed; its content, or None if none."""

@@ -185,3 +185,44 @@ def _load(session: Session, arg: str) -> None:
 def _fork(session: Session, arg: str) -> None:
     conv = session.fork(arg or None)
     session.view.note(f"forked into {conv.name or conv.id}; the original is unchanged")
+
+
+@command("/file", "PATH_OR_URL", "attach a file, directory, PDF, image or URL to the next message")
+def _file(session: Session, arg: str) -> None:
+    if not arg:
+        raise UsageError("usage: /file PATH_OR_URL")
+    session.attach(arg)
+    session.view.note(pending_note(session))
+
+
+@command("/template", "[NAME [KEY=VALUE]...]", "list templates, or apply one to what follows")
+def _template(session: Session, arg: str) -> None:
+    import shlex
+
+    from llmost_cli.core import templates
+
+    folder = templates.directory(session.settings.config_path)
+    if not arg:
+        found = templates.names(folder)
+        session.view.say("\n".join(found) if found else f"no templates in {folder}")
+        return
+    try:
+        name, *items = shlex.split(arg)
+    except ValueError as exc:
+        raise UsageError(f"/template: {exc}") from None
+    filled = templates.fill(templates.load(folder, name), items)
+    session.use_template(filled)
+    then = "; your next message goes through its prompt" if session.template else ""
+    session.view.note(f"template {filled.template.name} applied{then}")
+
+
+def pending_note(session: Session) -> str:
+    from llmost_cli.core.inputs import size_text
+
+    context = session.context
+    parts = []
+    if context.blocks:
+        parts.append(f"{len(context.blocks)} text(s), {size_text(context.text_bytes)}")
+    if context.images:
+        parts.append(f"{len(context.images)} image(s)")
+    return f"attached to your next message: {', '.join(parts)}" if parts else "nothing attached"

@@ -44,6 +44,10 @@ class TurnOptions:
     session: str | None = None
     timeout: float | None = None
     retries: int | None = None
+    # -- context and templates (core/attachments.py, core/templates.py) --
+    file: list[str] = field(default_factory=list)
+    template: str | None = None
+    var: list[str] = field(default_factory=list)
 
     @classmethod
     def build(cls, values: Mapping[str, Any]) -> Self:
