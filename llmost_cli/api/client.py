@@ -330,7 +330,10 @@ class Client:
         return self._redact(fold(text.splitlines()[0] if text.strip() else text, 200))
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key and self._key in text else text
+        """``text`` without the key (a key under 6 characters is no secret to hide, and hiding
+        it would garble every message)."""
+        key = self._key
+        return text.replace(key, "***") if key and len(key) >= 6 and key in text else text
 
     # --- debug log --------------------------------------------------------------------------
 
@@ -422,7 +425,7 @@ def _cause(exc: BaseException, key: str | None) -> BaseException | None:
         return None
     chain: BaseException | None = exc
     while chain is not None:
-        if key and key in str(chain):
+        if key and len(key) >= 6 and key in str(chain):
             return None
         chain = chain.__cause__ or chain.__context__
     return exc
