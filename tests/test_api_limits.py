@@ -256,5 +256,7 @@ def test_read_prefix_stops_early() -> None:
         while True:
             yield b"e" * 1000
 
-    assert limits.read_prefix(endless(), 2500) == (b"e" * 2500, True)
-    assert limits.read_prefix([b"ab"], 5) == (b"ab", False)
+    body = bytearray()
+    assert limits.read_prefix(endless(), 2500, body) is True and body == b"e" * 2500
+    body = bytearray()
+    assert limits.read_prefix([b"ab"], 5, body) is False and body == b"ab"

@@ -250,7 +250,6 @@ class Client:
     def _http_error(self, response: httpx.Response, deadline: Deadline) -> APIError:
         """Read (a bounded part of) an error response and build the matching APIError."""
         status = response.status_code
-        raw = b""
         if 300 <= status < 400:
             location = self._redact(fold(response.headers.get("location", "?"), 200))
             response.close()
@@ -262,13 +261,15 @@ class Client:
             )
         deadline.start(limits.BODY)
         encoding = response.headers.get("content-encoding", "")
+        body = bytearray()
         try:
             pieces = limits.decoded(response.iter_raw(), encoding, 2**62, "the error body")
-            raw, _ = limits.read_prefix(_until(pieces, deadline), limits.ERROR_BODY_LIMIT)
+            limits.read_prefix(_until(pieces, deadline), limits.ERROR_BODY_LIMIT, body)
         except (httpx.HTTPError, StreamError):
-            pass  # the status says enough; a broken body must not hide it
+            pass  # the status says enough; a slow or broken body must not hide it
         finally:
             response.close()
+        raw = bytes(body)
         if raw:
             self._debug(f"< {raw.decode('utf-8', 'replace')}")
         message, code, metadata = _parse_error_body(raw)

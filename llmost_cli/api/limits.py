@@ -161,11 +161,12 @@ def read_body(pieces: Iterable[bytes], deadline: Deadline | None) -> bytearray:
     return body
 
 
-def read_prefix(pieces: Iterable[bytes], limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of a body, and whether there was more (the rest is never read)."""
-    body = bytearray()
+def read_prefix(pieces: Iterable[bytes], limit: int, body: bytearray) -> bool:
+    """Append at most ``limit`` bytes of a body to ``body`` (which keeps them should reading
+    fail half-way); True if there was more. The rest is never read."""
     for piece in pieces:
         body += piece
         if len(body) > limit:
-            return bytes(body[:limit]), True
-    return bytes(body), False
+            del body[limit:]
+            return True
+    return False
