@@ -112,7 +112,8 @@ class Client:
         except httpx.InvalidURL:
             raise ConfigError("base_url is not a valid URL") from None
         port = url.port or (443 if url.scheme == "https" else 80)
-        self._where = f"{url.host}:{port}"
+        host = f"[{url.host}]" if ":" in url.host else url.host  # an IPv6 address
+        self._where = f"{host}:{port}"
         headers = {"User-Agent": f"llmost/{__version__}", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -339,13 +340,14 @@ class Client:
     # --- debug log --------------------------------------------------------------------------
 
     def _debug(self, line: str) -> None:
+        """A line of the --debug log: key redacted, the server's control characters escaped."""
         if self._log:
-            self._log(self._redact(line))
+            self._log(_CONTROL.sub(_escape, self._redact(line)))
 
     def _debug_request(self, request: httpx.Request) -> None:
         if not self._log:
             return
-        self._debug(f"> {request.method} {request.url}")
+        self._debug(f"> {request.method} {_transport.redact_userinfo(str(request.url))}")
         for name, value in request.headers.items():
             shown = "Bearer ***" if name.lower() == "authorization" else value
             self._debug(f"> {name}: {shown}")
@@ -450,6 +452,13 @@ def _os_reason(exc: BaseException) -> str:
     if seen.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH):
         return os.strerror(seen.errno).lower()
     return ""
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 _BINARY = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
