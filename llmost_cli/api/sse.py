@@ -112,7 +112,8 @@ def parse_sse_bytes(
             elif deadline.expired():
                 raise deadline.error()
     if not state.finished:
-        raise NetworkError("the connection closed before the answer was complete")
+        where = f" to {deadline.where}" if deadline is not None else ""
+        raise NetworkError(f"the connection{where} closed before the answer was complete")
 
 
 def _data_of(block: bytes) -> bytes:
