@@ -58,18 +58,20 @@ OnRetry = Callable[[int, int, float, str], None]
 class Client:
     """The HTTP client of llmost: ``chat`` streams an answer as events, ``get_json`` reads JSON.
 
-    What ``timeout`` (``--timeout SECONDS``) bounds, for each attempt of a request:
+    What ``timeout`` (``--timeout SECONDS``, default 600) bounds, for each attempt of a request:
 
-    * connecting (name lookup, TCP connect, TLS handshake, proxy tunnel): at most ``timeout``
-      seconds, and never more than 15 s;
+    * connecting (name lookup, TCP connect, TLS handshake): at most ``timeout`` seconds, and
+      never more than 15 s;
     * the response headers: they must have arrived in full within ``timeout`` seconds of the
-      start of the attempt, however slowly the server sends them;
-    * a streamed answer: at most ``timeout`` seconds may pass without a complete SSE data event.
-      Keep-alive comments (``: OPENROUTER PROCESSING``) and part of an event do not count as
-      progress, so neither a stream of comments nor one trickling a byte a second can hold the
-      client longer. (Time the caller spends handling the events is not counted.)
-    * a non-streamed answer or an error body: all of it within ``timeout`` seconds of the
-      headers.
+      start of the attempt (connecting and sending the request included), however slowly the
+      server sends them;
+    * a streamed answer (SSE): at most ``timeout`` seconds may pass without a complete data
+      event. Keep-alive comments (``: OPENROUTER PROCESSING``) and a partly received event do
+      not count as progress, so neither a stream of comments nor one trickling a byte a second
+      holds the client longer. The time the caller spends handling events is not counted;
+    * a non-streamed answer (JSON): all of it within ``timeout`` seconds of its headers;
+    * the body of an error response: read for at most ``timeout`` seconds, then the HTTP error
+      is reported with what arrived.
 
     On expiry: ``RequestTimeout`` (exit 8) naming host:port and what was awaited. Between
     attempts (``retries`` of them, after HTTP 408/429/5xx or a failure to connect, never once
