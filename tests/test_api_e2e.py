@@ -240,7 +240,7 @@ def test_timeout_bounds_the_wait(
     m = run_measured(llmost, "ask", "--timeout", "2", "hi", timeout=30)
     assert_one_error_line(m, 8)
     assert f"timed out after 2 s waiting for {waiting_for} from 127.0.0.1:{server.port}" in m.stderr
-    assert m.elapsed - baseline.elapsed < 2 + 1, (m, baseline.elapsed)
+    assert m.elapsed - baseline.elapsed < 2 + 2, (m, baseline.elapsed)
 
 
 # --- the key ------------------------------------------------------------------------------
