@@ -18,7 +18,6 @@ import contextlib
 import ipaddress
 import ssl
 import threading
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -248,6 +247,8 @@ def env_proxy(url: httpx.URL) -> httpx.Proxy | None:
     ``url``; never one for plain http, which would carry the key in clear."""
     if url.scheme != "https":
         return None
+    import urllib.request  # here: plain http never needs it, and it costs start-up time
+
     proxies = urllib.request.getproxies()
     spec = proxies.get("https") or proxies.get("all")
     if not spec or urllib.request.proxy_bypass(url.host):
