@@ -260,3 +260,21 @@ def test_get_json_is_bounded_too(server: fs.FakeServer) -> None:
     with make(server.base_url) as c, pytest.raises(RequestTimeout, match="response headers"):
         c.get_json("models")
     assert time.monotonic() - start <= T + SLACK
+
+
+def test_sending_a_body_the_server_never_reads_is_bounded() -> None:
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # the connection is made by the kernel, and never read
+    port = listener.getsockname()[1]
+    try:
+        c = make(f"http://127.0.0.1:{port}/v1")
+        start = time.monotonic()
+        with c, pytest.raises(RequestTimeout) as info:
+            list(c.chat({"stream": True, "pad": "x" * (24 << 20)}))
+        elapsed = time.monotonic() - start
+    finally:
+        listener.close()
+    assert f"timed out after {T:g} s sending the request to 127.0.0.1:{port}" in str(info.value)
+    assert elapsed <= T + SLACK
