@@ -260,3 +260,20 @@ def test_read_prefix_stops_early() -> None:
     assert limits.read_prefix(endless(), 2500, body) is True and body == b"e" * 2500
     body = bytearray()
     assert limits.read_prefix([b"ab"], 5, body) is False and body == b"ab"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n",  # h11 keeps 100 KiB at most
+        b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 20_000 + b"\r\n",
+        b"SSH-2.0-OpenSSH_9.6\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ],
+    ids=["huge-header", "many-headers", "not-http", "bad-chunk"],
+)
+def test_responses_that_are_not_http(server: fs.FakeServer, data: bytes) -> None:
+    server.add(fs.raw_http(data))
+    with peak_memory(4 * MiB), pytest.raises(StreamError, match="not valid HTTP") as info:
+        chat(make(server))
+    assert info.value.exit_code == 7 and len(str(info.value)) < 300
