@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -248,3 +249,153 @@ def test_get_json(server: fs.FakeServer) -> None:
     with c:
         data = c.get_json("models")
     assert [m["id"] for m in data["data"]] == [m["id"] for m in fs.DEFAULT_MODELS]
+
+
+# --- visible retries and clear network errors ------------------------------------------------
+
+
+def test_on_retry_reports_each_wait(server: fs.FakeServer) -> None:
+    server.add(fs.error(503, "busy", retry_after=2), fs.error(500, "oops"), fs.stream_text("ok"))
+    calls: list[tuple[int, int, float, str]] = []
+    slept: list[float] = []
+    c = client.Client(server.base_url, "k", sleep=slept.append, on_retry=lambda *a: calls.append(a))
+    with c:
+        assert TextDelta("ok") in list(c.chat({"stream": True}))
+    assert calls[0] == (1, 3, 2.0, "HTTP 503")
+    assert calls[1][:2] == (2, 3) and calls[1][3] == "HTTP 500" and 1.0 <= calls[1][2] <= 2.0
+    assert slept == [2.0, calls[1][2]]
+
+
+def test_connection_refused_names_host_and_port() -> None:
+    calls: list[tuple[int, int, float, str]] = []
+    c = client.Client(
+        "http://127.0.0.1:9/v1",
+        "k",
+        retries=1,
+        sleep=lambda s: None,
+        on_retry=lambda *a: calls.append(a),
+    )
+    with c, pytest.raises(NetworkError) as info:
+        list(c.chat({"stream": True}))
+    assert str(info.value).startswith("cannot connect to 127.0.0.1:9: connection refused")
+    assert info.value.exit_code == 8
+    assert [(a, n, r) for a, n, _, r in calls] == [(1, 1, "connection refused")]
+
+
+def test_unknown_host_is_a_clear_network_error() -> None:
+    c = client.Client("http://does-not-exist.invalid:8080/v1", "k", retries=0, timeout=5)
+    with c, pytest.raises(NetworkError) as info:
+        list(c.chat({"stream": True}))
+    assert str(info.value).startswith("cannot connect to does-not-exist.invalid:8080: ") or (
+        "timed out" in str(info.value)  # a resolver that does not answer
+    )
+
+
+def test_dropped_stream_is_a_network_error(server: fs.FakeServer) -> None:
+    server.add(fs.stream(fs.chunk({"choices": [{"index": 0, "delta": {"content": "par"}}]}),
+                         fs.drop()))  # fmt: skip
+    got: list[StreamEvent] = []
+    with client.Client(server.base_url, "k") as c, pytest.raises(NetworkError) as info:
+        got.extend(c.chat({"stream": True}))
+    assert got == [TextDelta("par")]
+    assert str(info.value).startswith(f"connection to 127.0.0.1:{server.port} dropped")
+
+
+def test_server_traceback_is_folded_to_its_last_line(server: fs.FakeServer) -> None:
+    tb = (
+        "Traceback (most recent call last):\n"
+        '  File "/srv/app.py", line 10, in handle\n    route()\n'
+        "KeyError: 'model'\n"
+    )
+    server.add(fs.error(400, tb))
+    with client.Client(server.base_url, "k") as c, pytest.raises(APIError) as info:
+        list(c.chat({"stream": True}))
+    assert str(info.value) == "HTTP 400: KeyError: 'model'"
+    assert info.value.detail == tb
+
+
+def test_long_server_message_is_one_bounded_line(server: fs.FakeServer) -> None:
+    message = "\n".join(f"line {i}: " + "detail " * 20 for i in range(100))
+    server.add(fs.error(422, message))
+    with client.Client(server.base_url, "k") as c, pytest.raises(APIError) as info:
+        list(c.chat({"stream": True}))
+    shown = str(info.value)
+    assert "\n" not in shown and len(shown) <= 1000 + len("HTTP 422: ") and shown.endswith("…")
+    assert info.value.detail == message
+
+
+def test_html_error_page_shows_its_title(server: fs.FakeServer) -> None:
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+    server.add(fs.raw_response(502, page))
+    with client.Client(server.base_url, "k", retries=0) as c, pytest.raises(APIError) as info:
+        list(c.chat({"stream": True}))
+    assert str(info.value) == "HTTP 502: Bad Gateway: 502 Bad Gateway"
+
+
+def test_client_for_reads_the_settings(server: fs.FakeServer) -> None:
+    @dataclass(frozen=True)
+    class Settings:
+        base_url: str
+        timeout: float
+        retries: int
+
+    calls: list[Any] = []
+    server.add(fs.error(503, "x"), fs.stream_text("fine"))
+    c = client.client_for(
+        Settings(server.base_url, 5.0, 1), "k", on_retry=lambda *a: calls.append(a)
+    )
+    c._sleep = lambda s: None  # type: ignore[method-assign]
+    with c:
+        assert TextDelta("fine") in list(c.chat({"stream": True}))
+    assert c.retries == 1 and c._timeout == 5.0 and len(calls) == 1
+
+
+# --- the wire behaviours of llmost-api.md §9, through a real socket ------------------------
+
+
+def over_the_wire(server: fs.FakeServer, reply: fs.Reply, stream: bool = True) -> list[StreamEvent]:
+    server.add(reply)
+    with client.Client(server.base_url, "k") as c:
+        return list(c.chat({"stream": stream}))
+
+
+@pytest.mark.parametrize("line_ending", ["\n", "\r\n"])
+@pytest.mark.parametrize("chunked", [True, False])
+@pytest.mark.parametrize("fragment", [None, 1, 7])
+def test_stream_text_over_the_wire(
+    server: fs.FakeServer, line_ending: str, chunked: bool, fragment: int | None
+) -> None:
+    text = "Привет, мир! 👋 **markdown**"
+    reply = fs.stream_text(text, line_ending=line_ending, chunked=chunked, fragment=fragment)
+    got = over_the_wire(server, reply)
+    assert "".join(e.text for e in got if isinstance(e, TextDelta)) == text
+    assert got[0] == ResponseMeta("gen-test-1", "openai/gpt-4o")
+    assert Finish("stop") in got and isinstance(got[-1], Usage)
+    assert got[-1].total_tokens == 15
+
+
+def test_tool_calls_over_the_wire(server: fs.FakeServer) -> None:
+    calls = [("c1", "get_weather", '{"city": "Moscow"}'), ("c2", "now", "{}")]
+    got = over_the_wire(server, fs.stream_tool_calls(calls, interleave=True))
+    args: dict[int, str] = {}
+    for e in got:
+        if isinstance(e, ToolCallDelta):
+            args[e.index] = args.get(e.index, "") + e.arguments
+    assert args == {0: '{"city": "Moscow"}', 1: "{}"} and Finish("tool_calls") in got
+
+
+def test_midstream_error_over_the_wire(server: fs.FakeServer) -> None:
+    got = over_the_wire(server, fs.midstream_error("part", code="server_error", message="boom"))
+    assert TextDelta("part") in got and got[-1] == ErrorEvent("boom", "server_error", {})
+
+
+def test_completion_over_the_wire(server: fs.FakeServer) -> None:
+    got = over_the_wire(server, fs.completion("Hello!", reasoning="hm"), stream=False)
+    assert [type(e).__name__ for e in got] == [
+        "ResponseMeta", "ReasoningDelta", "TextDelta", "Finish", "Usage",
+    ]  # fmt: skip
+
+
+def test_truncated_stream_over_the_wire(server: fs.FakeServer) -> None:
+    with pytest.raises(NetworkError, match="closed before the answer was complete"):
+        over_the_wire(server, fs.stream_text("abc", finish_reason=None, usage=None, done=False))

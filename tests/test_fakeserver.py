@@ -21,25 +21,30 @@ from tests.fakeserver import (
     DEFAULT_MODELS,
     DEFAULT_USAGE,
     FakeServer,
+    RecordingProxy,
     Reply,
+    bomb,
     chunk,
     comment,
     completion,
     done,
     drop,
     error,
+    every,
     hang,
     json_response,
     markdown_pieces,
     midstream_error,
     pause,
     raw,
+    raw_http,
     raw_response,
     redirect,
     split_text,
     stream,
     stream_text,
     stream_tool_calls,
+    trickle,
 )
 
 CHAT = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -447,3 +452,60 @@ def test_standalone_main() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+# --- hostile behaviours -----------------------------------------------------------------
+
+
+def test_trickle_sends_one_byte_at_a_time(srv: FakeServer, client: httpx.Client) -> None:
+    srv.add(stream(trickle(b"data: x\n\n", 0.02)))
+    with client.stream("POST", "/chat/completions", json=CHAT) as resp:
+        start = time.monotonic()
+        pieces = list(resp.iter_raw())
+        took = time.monotonic() - start
+    assert b"".join(pieces) == b"data: x\n\n" and len(pieces) >= 5 and took >= 0.1
+
+
+def test_every_repeats_until_the_client_leaves(srv: FakeServer, client: httpx.Client) -> None:
+    srv.add(stream(every(comment(), 0.01, count=5), done()))
+    assert sse_lines(client).count(": OPENROUTER PROCESSING") == 5
+    srv.add(stream(every(comment(), 0.01)))
+    with client.stream("POST", "/chat/completions", json=CHAT) as resp:
+        lines = resp.iter_lines()
+        assert [next(lines) for _ in range(3)] == [
+            ": OPENROUTER PROCESSING",
+            "",
+            ": OPENROUTER PROCESSING",
+        ]
+    srv.requests[-1].finished.wait(5)
+    assert srv.requests[-1].client_gone
+
+
+def test_raw_http_writes_anything(srv: FakeServer) -> None:
+    srv.add(raw_http(b"HTTP/1.1 299 Odd\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok", interval=0.001))
+    with socket.create_connection((srv.host, srv.port), timeout=5) as conn:
+        conn.sendall(b"POST /api/v1/chat/completions HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        data = b""
+        while chunk_ := conn.recv(100):
+            data += chunk_
+    assert data == b"HTTP/1.1 299 Odd\r\nContent-Length: 2\r\nX-A: b\r\n\r\nok"
+
+
+@pytest.mark.parametrize(("kind", "wbits"), [("gzip", 31), ("deflate", 15), ("raw-deflate", -15)])
+def test_bomb_is_valid_compressed_data(kind: str, wbits: int) -> None:
+    import zlib
+
+    data = bomb(kind, decoded_size=8 << 20, unit=b"ab", prefix=b"data: ")
+    assert len(data) < 20_000
+    plain = zlib.decompress(data, wbits)
+    assert plain == b"data: " + b"ab" * (7 << 19)  # whole 1 MiB blocks after the prefix
+
+
+def test_recording_proxy_records_and_refuses() -> None:
+    with RecordingProxy() as proxy:
+        assert proxy.url.startswith("http://127.0.0.2:")
+        with httpx.Client(proxy=proxy.url, timeout=5) as c:
+            resp = c.get("http://example.test/x", headers={"X-Secret": "s"})
+        assert resp.status_code == 502
+    assert proxy.received().startswith(b"GET http://example.test/x HTTP/1.1\r\n")
+    assert b"X-Secret: s" in proxy.received()

@@ -37,7 +37,7 @@ def test_wheel_has_the_package_and_no_tests(wheel: Path) -> None:
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n or "conftest" in n]
     metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(wheel).read(metadata).decode()
-    for requirement in ("typer>=", "rich>=", "httpx>=", "httpx-sse>=", "prompt-toolkit>="):
+    for requirement in ("typer>=", "rich>=", "httpx>=", "prompt-toolkit>=", "platformdirs>="):
         assert f"Requires-Dist: {requirement}" in text
     shared = {n.split(".data/data/", 1)[1] for n in names if ".data/data/" in n}
     assert shared == {

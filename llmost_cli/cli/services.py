@@ -41,22 +41,16 @@ def debug_log(state: State) -> Callable[[str], None] | None:
 
 def make_client(state: State, settings: Settings, api_key: str | None) -> Client:
     """The HTTP client for ``settings``; retries are shown on a terminal's stderr."""
-    from llmost_cli.api.client import Client
+    from llmost_cli.api.client import client_for
 
     ui = state.ui
 
-    def on_retry(why: str, attempt: int, total: int, delay: float) -> None:
+    def on_retry(attempt: int, total: int, delay: float, why: str) -> None:
         if ui.err_tty:
             ui.note(f"retrying in {delay:.0f} s ({why}, {attempt}/{total})")
 
-    return Client(
-        settings.base_url,
-        api_key,
-        timeout=settings.timeout,
-        retries=settings.retries,
-        log=debug_log(state),
-        sleep=state.env.sleep,
-        on_retry=on_retry,
+    return client_for(
+        settings, api_key, log=debug_log(state), on_retry=on_retry, sleep=state.env.sleep
     )
 
 
