@@ -10,6 +10,7 @@ import typer
 from llmost_cli import __version__
 from llmost_cli.cli import options as o
 from llmost_cli.cli.config import config_app
+from llmost_cli.cli.conversations import register as register_conversations
 from llmost_cli.cli.models import models_app
 from llmost_cli.main import State
 
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
+register_conversations(app)
 
 
 def command() -> Any:
