@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -653,6 +654,32 @@ class Store:
         with self._write() as conn:
             self._touch(conn, conversation_id, time.time())
             _delete_from(conn, conversation_id, 0)
+
+
+_SHELL_WORD = re.compile(r"[\w.@%+=:,/-]+")
+
+
+def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
+    """Words for completing a REF: ``last``, then for each of the ``limit`` most recently
+    updated conversations its name, or its id when it has no name that a shell could take as
+    one word. Never creates, migrates or waits long for the file; raises on a broken one."""
+    if not path.is_file():
+        return []
+    conn = sqlite3.connect(path, timeout=0.5)
+    try:
+        conn.text_factory = _decode
+        conn.execute("PRAGMA query_only = ON")
+        found = conn.execute(
+            "SELECT id, name FROM conversations ORDER BY updated DESC, rowid DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    finally:
+        conn.close()
+    words = ["last"] if found else []
+    for conversation_id, name in found:
+        ok = isinstance(name, str) and name != "last" and _SHELL_WORD.fullmatch(name)
+        words.append(name if ok else conversation_id)
+    return words
 
 
 def _text(value: Any) -> str:
