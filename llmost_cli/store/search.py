@@ -13,7 +13,6 @@ contains text looking like the marks cannot fake a highlight.
 from __future__ import annotations
 
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from llmost_cli.errors import UsageError
@@ -47,6 +46,8 @@ def find(conn: sqlite3.Connection, text: str, limit: int) -> list[tuple[Any, ...
 
     ``snippet`` is plain text and ``highlights`` the (start, end) offsets of the matches in it.
     """
+    import secrets
+
     query = match_expression(text)
     nonce = secrets.token_hex(8)
     start, end = f"\ue000{nonce}\ue001", f"\ue002{nonce}\ue003"

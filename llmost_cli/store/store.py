@@ -27,15 +27,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmost_cli.core import transcript
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.errors import StoreError, UsageError
 from llmost_cli.paths import ensure_private_dir
-from llmost_cli.store import images, rows, schema, search
+from llmost_cli.store import images, rows, schema
 from llmost_cli.store.rows import MESSAGE_COLUMNS, Damaged, dumps, loads
 from llmost_cli.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    # imported where they are used: `ask` and `chat` open the store on every run
+    from llmost_cli.core import transcript
 
 __all__ = ["BUSY_TIMEOUT", "SCHEMA_VERSION", "Imported", "Store", "new_id"]
 
@@ -296,6 +299,8 @@ class Store:
 
     def title(self, conversation: Conversation) -> str:
         """A short human title: its name, else the first words of its first question."""
+        from llmost_cli.core import transcript
+
         sql = f"SELECT {_FIRST_TEXT} FROM conversations AS c WHERE c.id = ?"
         with self._errors():
             row = self._db().execute(sql, (conversation.id,)).fetchone()
@@ -459,6 +464,8 @@ class Store:
     def summaries(self, limit: int | None = 20) -> builtins.list[transcript.Summary]:
         """Conversations with their counts and first words, most recently updated first;
         ``limit`` None: all of them. Damaged cells do not stop it."""
+        from llmost_cli.core import transcript
+
         sql = (
             "SELECT c.id, c.name, c.model, c.created, c.updated, "
             "(SELECT count(*) FROM messages AS m WHERE m.conversation_id = c.id "
@@ -477,6 +484,9 @@ class Store:
     def search(self, text: str, limit: int = 20) -> builtins.list[transcript.Hit]:
         """Questions and answers (partial ones too) that contain every word of ``text``,
         newest first. An empty query is a ``UsageError``."""
+        from llmost_cli.core import transcript
+        from llmost_cli.store import search
+
         with self._errors():
             conn = self._db()
             found = search.find(conn, text, limit)
@@ -569,6 +579,8 @@ class Store:
         when they are free. The same id with the same messages: nothing is written
         ("present"). The id taken by another conversation, or not an id: a new id ("copied").
         A name taken by another: " (2)", " (3)"... is added (``renamed_from``)."""
+        from llmost_cli.core import transcript
+
         with self._write() as conn:
             present = conn.execute(
                 f"{_SELECT_CONVERSATION} WHERE id = ?", (conversation.id,)
@@ -656,9 +668,6 @@ class Store:
             _delete_from(conn, conversation_id, 0)
 
 
-_SHELL_WORD = re.compile(r"[\w.@%+=:,/-]+")
-
-
 def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
     """Words for completing a REF: ``last``, then for each of the ``limit`` most recently
     updated conversations its name, or its id when it has no name that a shell could take as
@@ -677,7 +686,7 @@ def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
         conn.close()
     words = ["last"] if found else []
     for conversation_id, name in found:
-        ok = isinstance(name, str) and name != "last" and _SHELL_WORD.fullmatch(name)
+        ok = isinstance(name, str) and name != "last" and re.fullmatch(r"[\w.@%+=:,/-]+", name)
         words.append(name if ok else conversation_id)
     return words
 
