@@ -282,6 +282,7 @@ def test_bad_refs_are_usage_errors(cli: Run, store: Store, args: tuple[str, ...]
     common = ids[0][: min(_common(ids[0], i) for i in ids[1:])]
     ambiguous = cli("conv", *(a.format(ref=common) for a in args))
     one_error(ambiguous, 2, f"{common!r} matches 3 conversations", c["weather"].id, "(weather)")
+    assert ESC not in ambiguous.stderr and "(Colour \\x1b[31mred" in ambiguous.stderr
     assert len(store.list()) == 3
 
 

@@ -956,4 +956,7 @@ def test_add_keeps_ids_names_and_times(store: Store) -> None:
     assert (changed.conversation.name, changed.renamed_from) == ("notes (2)", "notes")
     odd = store.add(Conversation("not-an-id", None, None, 0.0, 0.0), [Message("user", "x")])
     assert odd.status == "copied" and len(odd.conversation.id) == 26
-    assert len(store.list()) == 3
+    assert odd.conversation.created > 1e9  # no times in the file: now
+    timed = store.add(Conversation("", None, None, 0.0, 0.0), [Message("user", "y", created=5.0)])
+    assert (timed.conversation.created, timed.conversation.updated) == (5.0, 5.0)
+    assert len(store.list()) == 4

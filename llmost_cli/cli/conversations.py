@@ -444,12 +444,11 @@ def fork_cmd(
         title = store.title(conv)
     ui = _ui()
     ui.write(new.id + "\n")
-    ui.note(
-        f"forked {transcript.printable(title)!r}" + (f" at message {at}" if at is not None else "")
-    )
+    where = f" at message {at}" if at is not None else ""
+    ui.note(f"forked '{transcript.printable(title)}'{where}")
 
 
 def register(app: typer.Typer) -> None:
     """Add the group to ``app`` as ``conversations`` and ``conv``."""
     app.add_typer(conversations_app, name="conversations")
-    app.add_typer(conversations_app, name="conv", help="Short for 'llmost conversations'.")
+    app.add_typer(conversations_app, name="conv", help="Short for 'llmost conversations'. " + HELP)

@@ -37,7 +37,7 @@ def body(column: str) -> str:
     part = f"json_extract({column}, '$[' || n || ']"
     return (
         f"CASE WHEN json_valid({column}) THEN CASE json_type({column}) "
-        f"WHEN 'text' THEN {column} ->> '$' "
+        f"WHEN 'text' THEN json_extract({column}, '$') "
         "WHEN 'array' THEN (WITH RECURSIVE i(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM i "
         f"WHERE n + 1 < json_array_length({column})) "
         f"SELECT group_concat({part}.text'), char(10)) FROM i WHERE {part}.type') = 'text') "

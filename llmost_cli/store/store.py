@@ -287,7 +287,9 @@ class Store:
         if len(found) <= 1:
             return Conversation(*found[0]) if found else None
         shown = [Conversation(*row) for row in found[:AMBIGUOUS_SHOWN]]
-        names = ", ".join(f"{c.id} ({self.title(c)})" for c in shown)
+        from llmost_cli.core.transcript import printable
+
+        names = ", ".join(f"{c.id} ({printable(self.title(c))})" for c in shown)
         more = len(found) - len(shown)
         if more:
             names += f" and {more}{'+' if len(found) == 1000 else ''} more"
@@ -598,24 +600,19 @@ class Store:
             name, renamed = _free_name(conn, conversation.name), None
             if name != conversation.name:
                 renamed = conversation.name
+            # a hand-written file may have no times: the messages', else now
+            now = time.time()
+            created = conversation.created or min((m.created for m in messages), default=0) or now
+            updated = conversation.updated or max((m.created for m in messages), default=0)
+            updated = max(updated, created)
             conn.execute(
                 "INSERT INTO conversations (id, name, model, created, updated, tools) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    conv_id,
-                    name,
-                    conversation.model,
-                    conversation.created,
-                    conversation.updated,
-                    dumps(tools),
-                ),
+                (conv_id, name, conversation.model, created, updated, dumps(tools)),
             )
-            now = time.time()
             for seq, msg in enumerate(messages, start=1):
                 rows.insert_message(conn, conv_id, seq, msg, now)
-        stored = Conversation(
-            conv_id, name, conversation.model, conversation.created, conversation.updated
-        )
+        stored = Conversation(conv_id, name, conversation.model, created, updated)
         return Imported(stored, status, renamed)
 
     def image_urls(self, digests: Sequence[str]) -> dict[str, str]:
