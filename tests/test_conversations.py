@@ -259,6 +259,12 @@ def test_show_on_a_terminal_escapes_and_prints_markup_literally(cli: Run, store:
     assert "evil/\\x1b[31mmodel" in out
     # piped, the markdown keeps the bytes as they were sent: the user's explicit choice
     assert ESC in cli("conv", "show", evil).stdout
+    assert ESC in cli("conv", "export", evil).stdout
+    # asked for on a terminal, markdown and JSON carry no raw control character either
+    for args in (("show", evil, "--markdown"), ("show", evil, "--json"), ("export", evil)):
+        out = cli("conv", *args, tty=True).stdout
+        assert ESC not in out and "\x9b" not in out and "\x07" not in out, args
+    assert "[red]not red[/red]" in cli("conv", "show", evil, "--markdown", tty=True).stdout
 
 
 # -- bad references and stores --------------------------------------------------------------------

@@ -361,6 +361,7 @@ def test_json_object_is_documented_and_strict() -> None:
         "created",
     ]
     assert t.dumps("\udcff\ud800") == '"\\udcff\\ud800"'
+    assert t.dumps("\x1b\x7f\x9b\u2028é") == '"\\u001b\\u007f\\u009b\u2028é"'
     assert t.dumps({"a": [1]}, pretty=True) == '{\n  "a": [\n    1\n  ]\n}'
 
 

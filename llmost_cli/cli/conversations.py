@@ -80,6 +80,13 @@ def _ui() -> UI:
     return output.make_ui()
 
 
+def _text(ui: UI, text: str) -> None:
+    """Markdown on stdout: exact when piped, control characters made visible on a terminal."""
+    from llmost_cli.core import transcript
+
+    ui.write(transcript.printable(text) if ui.out_tty else text)
+
+
 def _json(ui: UI, value: Any) -> None:
     from llmost_cli.core import transcript
 
@@ -146,7 +153,7 @@ def show_cmd(
     if json_:
         _json(ui, transcript.to_json(conv, messages, tools))
     elif markdown or not ui.out_tty:
-        ui.write(transcript.to_markdown(conv, messages, tools))
+        _text(ui, transcript.to_markdown(conv, messages, tools))
     else:
         from llmost_cli.ui import transcript as render
 
@@ -205,7 +212,7 @@ def export_cmd(
         Path | None,
         typer.Option("-o", "--output", metavar="FILE", help="Write FILE (whole, mode 0600)."),
     ] = None,
-) -> int:
+) -> None:
     """Export conversations as markdown or JSON, which 'import' reads back.
 
     Markdown: headings per message and the text as it was written, for people; the exact
@@ -235,7 +242,7 @@ def export_cmd(
         if output is None:
             ui = _ui()
             for chunk in chunks:
-                ui.write(chunk)
+                _text(ui, chunk)
         else:
             from llmost_cli.store import files
 
@@ -246,7 +253,6 @@ def export_cmd(
             + ", ".join(damaged),
             hint="'llmost conversations show ID' says what is wrong",
         )
-    return 0
 
 
 def _export(store: Store, ids: list[str], format_: Format, damaged: list[str]) -> Iterator[str]:

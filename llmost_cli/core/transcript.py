@@ -248,15 +248,17 @@ def finite(value: Any) -> Any:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\ud800-\udfff]")
 
 
 def dumps(value: Any, *, pretty: bool = False) -> str:
-    """Strict JSON text: no NaN or Infinity, and valid UTF-8 once encoded (a lone surrogate,
-    which can only stand inside a string, is written as its ``\\u`` escape)."""
+    """Strict JSON text: no NaN or Infinity, valid UTF-8 once encoded, and no control
+    character left raw, so it is safe on a terminal too (``json`` escapes C0 controls; DEL, C1
+    controls and lone surrogates, which can only stand inside strings, get ``\\u`` escapes)."""
     text = json.dumps(
         finite(value), ensure_ascii=False, allow_nan=False, indent=2 if pretty else None
     )
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # -- documents: a conversation with its messages ----------------------------------------------
