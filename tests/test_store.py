@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import llmost_cli
 from llmost_cli.core.messages import Conversation, Message
+from llmost_cli.core.transcript import text_of
 from llmost_cli.errors import ExitCode, LlmostError, StoreError
+from llmost_cli.store import images
 from llmost_cli.store import store as store_mod
 from llmost_cli.store.store import Store
 
@@ -960,3 +964,76 @@ def test_add_keeps_ids_names_and_times(store: Store) -> None:
     timed = store.add(Conversation("", None, None, 0.0, 0.0), [Message("user", "y", created=5.0)])
     assert (timed.conversation.created, timed.conversation.updated) == (5.0, 5.0)
     assert len(store.list()) == 4
+
+
+# -- the index stays in step, whatever the sequence of changes ---------------------------------
+
+VOCAB = ["alpha", "beta", "gamma", "delta", "omega"]
+_words = st.lists(st.sampled_from(VOCAB), min_size=1, max_size=4).map(" ".join)
+_content = st.one_of(
+    _words,
+    st.tuples(_words, st.booleans()).map(
+        lambda x: (
+            [{"type": "text", "text": x[0]}]
+            + ([{"type": "image_url", "image_url": {"url": PNG}}] if x[1] else [])
+        )
+    ),
+)
+_message = st.builds(
+    Message, role=st.sampled_from(["system", "user", "assistant", "tool"]), content=_content
+)
+_op = st.one_of(
+    st.tuples(st.just("create")),
+    st.tuples(st.just("append"), st.integers(0, 5), st.lists(_message, min_size=1, max_size=3)),
+    st.tuples(st.just("undo"), st.integers(0, 5)),
+    st.tuples(st.just("retry"), st.integers(0, 5)),
+    st.tuples(st.just("clear"), st.integers(0, 5)),
+    st.tuples(st.just("fork"), st.integers(0, 5), st.integers(0, 8)),
+    st.tuples(st.just("delete"), st.integers(0, 5)),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_op, max_size=12))
+def test_search_matches_a_plain_scan_after_any_changes(tmp_path_factory: Any, ops: Any) -> None:
+    path = tmp_path_factory.mktemp("ops") / "c.db"
+    with Store(path) as store:
+        ids: list[str] = []
+        for op in ops:
+            if op[0] == "create":
+                ids.append(store.create().id)
+                continue
+            if not ids:
+                continue
+            conv = ids[op[1] % len(ids)]
+            if op[0] == "append":
+                store.append(conv, op[2])
+            elif op[0] == "undo":
+                store.drop_last_exchange(conv)
+            elif op[0] == "retry":
+                store.drop_last_reply(conv)
+            elif op[0] == "clear":
+                store.clear(conv)
+            elif op[0] == "fork":
+                count = len(store.messages(conv))
+                ids.append(store.fork(conv, min(op[2], count)).id)
+            elif op[0] == "delete":
+                store.delete(conv)
+                ids.remove(conv)
+        for word in VOCAB:
+            want = {
+                (conv, n)
+                for conv in ids
+                for n, m in enumerate(store.messages(conv), 1)
+                if m.role in ("user", "assistant") and word in text_of(m.content).split()
+            }
+            got = {(h.conversation.id, h.message) for h in store.search(word, limit=10_000)}
+            assert got == want, word
+        used = {
+            d
+            for conv in ids
+            for m in store.messages(conv)
+            for d in images.refs(images.collapse(m.content, {}))
+        }
+    assert {row[0] for row in raw(path, "SELECT sha256 FROM images")} == used
+    fts_ok(path)
