@@ -48,7 +48,6 @@ Examples:
   llmost conv show last | less
   llmost conv search connection pool
   llmost conv export --all -o backup.json
-  llmost conv fork last --at 4 --name retry
 """
 
 conversations_app = typer.Typer(
