@@ -15,9 +15,9 @@ one JSON document, and ``jq`` reads either)::
                    "partial": false, "model": null, "created": 1710000001.0}, ...]}
 
 Images are inline, as the ``data:`` URLs that were sent. The output is strict JSON: a number
-that is not finite becomes null, a lone surrogate a ``\\u`` escape. ``import`` also takes a
-JSON array of such objects, and fills in missing fields (a hand-written ``{"messages":
-[{"role": "user", "content": "hi"}]}`` imports).
+that is not finite becomes null; DEL, C1 controls and lone surrogates are ``\\u`` escapes.
+``import`` also takes a JSON array of such objects, and fills in missing fields (a
+hand-written ``{"messages": [{"role": "user", "content": "hi"}]}`` imports).
 
 Markdown: what a person reads (headings per message, the text as written, images, tool
 calls), with the exact data in HTML comments that renderers hide::
@@ -40,12 +40,15 @@ the end line ``<!-- /llmost -->``. Content is never escaped or fenced, so headin
 lines that look like these comments round-trip: when a text contains the end line itself, the
 conversation declares another (``"end": 1`` for ``<!-- /llmost 1 -->``). Lines outside the
 texts that are not ``<!-- llmost:`` comments (headings, the rendered tool calls, notes a
-person adds) are ignored by ``import``; the comments are the truth.
+person adds) are ignored by ``import``; the comments are the truth. A text holding a lone
+surrogate (bytes of input that were not UTF-8) goes in its comment as JSON instead, so the file
+is always valid UTF-8. A file that went through a CRLF conversion reads as it was written.
 
 Images are written by reference, ``llmost-image:sha256:<hex>`` as in the store, and the image
 data goes once per conversation at its end, as markdown reference definitions (which renderers
 that show ``data:`` URLs display). So the file reads cleanly, still imports on a machine that
-never saw the images, and the same picture sent ten times is written once.
+never saw the images, and the same picture sent ten times is written once. (A file whose
+image data was cut off still imports where the store already has those images.)
 """
 
 from __future__ import annotations
