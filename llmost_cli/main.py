@@ -13,7 +13,7 @@ from types import FrameType
 from typing import NoReturn
 
 from llmost_cli import __version__
-from llmost_cli.cli.state import State
+from llmost_cli.cli.state import CURRENT, State
 from llmost_cli.env import Environment
 from llmost_cli.errors import (
     ExitCode,
@@ -47,6 +47,15 @@ def run(args: list[str], env: Environment | None = None) -> int:
 
         return complete(args[1:], env)
     state = State(env, debug=env.flag("LLMOST_DEBUG"))
+    token = CURRENT.set(state)
+    try:
+        return _run(args, state)
+    finally:
+        CURRENT.reset(token)
+
+
+def _run(args: list[str], state: State) -> int:
+    env = state.env
     state.json_errors = _wants_json(args)
     # SIGTERM and SIGHUP (the terminal closed) store the partial answer, as Ctrl-C does.
     for sig in (signal.SIGTERM, signal.SIGHUP):

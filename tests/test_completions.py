@@ -23,7 +23,9 @@ from typing import Annotated, Any
 import pytest
 import typer
 
+from llmost_cli import paths
 from llmost_cli.core import models, params
+from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import Runner, llmost_executable, write_config
 
@@ -241,6 +243,72 @@ def test_complete_values_imports_no_cli_machinery(configured: Path) -> None:
     assert sorted(m for m in modules if m.split(".")[0] in heavy or m in heavy) == []
 
 
+@pytest.fixture
+def stored(isolated_env: Path) -> list[str]:
+    """Three conversations, oldest first: unnamed, named with a space, named "notes"."""
+    with Store(paths.database_file()) as store:
+        plain = store.create()
+        spaced = store.create(name="two words")
+        store.create(name="notes")
+    return [plain.id, spaced.id, "notes"]
+
+
+def test_complete_values_conversations(llmost_bare: Runner, stored: list[str]) -> None:
+    plain, spaced, notes = stored
+    # newest first; a name a shell would split is completed as the id
+    assert values(llmost_bare, "conversations") == ["last", notes, spaced, plain]
+    with Store(paths.database_file()) as store:
+        for i in range(60):
+            store.create(name=f"n{i}")
+    got = values(llmost_bare, "conversations")
+    assert got[:3] == ["last", "n59", "n58"] and len(got) == 51
+
+
+def test_complete_values_conversations_never_create_a_store(
+    llmost_bare: Runner, isolated_env: Path
+) -> None:
+    assert values(llmost_bare, "conversations") == []
+    assert not paths.data_dir().exists()
+    paths.data_dir().mkdir(parents=True)
+    paths.database_file().write_bytes(b"not a database" * 100)
+    assert values(llmost_bare, "conversations") == []
+
+
+def test_complete_values_conversations_imports_no_cli_machinery(stored: list[str]) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            llmost_executable(),
+            "--complete-values",
+            "conversations",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "last"
+    modules = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, re.M))
+    heavy = ("typer", "click", "httpx", "rich", "prompt_toolkit", "llmost_cli.cli.app")
+    assert sorted(m for m in modules if m.split(".")[0] in heavy or m in heavy) == []
+
+
+def test_bash_completes_conversation_refs(stored: list[str], tmp_path: Path) -> None:
+    plain, spaced, notes = stored
+    every = sorted(["last", notes, spaced, plain])
+    assert bash_complete("llmost conv show ", tmp_path) == every
+    assert bash_complete("llmost conversations show n", tmp_path) == ["notes"]
+    assert bash_complete("llmost conv rm notes ", tmp_path) == every  # REF... takes more
+    assert bash_complete("llmost conv export --all --format ", tmp_path) == ["json", "markdown"]
+    assert bash_complete("llmost conv fork l", tmp_path) == ["last"]
+    assert bash_complete("llmost conv rename notes ", tmp_path) == []  # NAME: new text
+    assert bash_complete("llmost conv ", tmp_path) == sorted(
+        ["list", "show", "search", "export", "import", "rm", "rename", "fork"]
+    )
+
+
 # --- typer's own completion still passes through main.py --------------------------------------
 
 
@@ -321,8 +389,8 @@ def ask_options() -> list[str]:
 
 KEYS = sorted(params.CONFIG_KEYS)
 BASH_CASES = [
-    ("llmost ", ["ask", "chat", "config", "models", "templates"]),
-    ("llmost co", ["config"]),
+    ("llmost ", ["ask", "chat", "config", "conv", "conversations", "models", "templates"]),
+    ("llmost co", ["config", "conv", "conversations"]),
     (
         "llmost --",
         [
@@ -445,7 +513,7 @@ def test_zsh_interactive(configured: Path, tmp_path: Path) -> None:
 
 
 FISH_CASES = [
-    ("llmost ", ["ask", "chat", "config", "models", "templates"]),
+    ("llmost ", ["ask", "chat", "config", "conv", "conversations", "models", "templates"]),
     ("llmost config get te", ["temperature"]),
     ("llmost ask --tem", ["--temperature", "--template"]),
     ("llmost ask -o ", ["json", "text"]),

@@ -10,6 +10,7 @@ from llmost_cli import __version__
 from llmost_cli.cli.ask import ask
 from llmost_cli.cli.chat import chat
 from llmost_cli.cli.config import config_app
+from llmost_cli.cli.conversations import register as register_conversations
 from llmost_cli.cli.models import models_app
 from llmost_cli.cli.options import state_of
 from llmost_cli.cli.state import State
@@ -39,6 +40,7 @@ app.command(help=chat.__doc__)(chat)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(templates_app, name="templates")
+register_conversations(app)
 
 
 def command() -> Any:

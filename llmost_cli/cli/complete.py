@@ -6,8 +6,10 @@ age (completion must not wait for the network). It prints one value per line and
 0: a broken config or cache completes nothing rather than spilling errors into the prompt.
 
 KIND is ``profiles``, ``models`` (ids in the cache for the base URL the profile resolves to),
-``keys`` (config keys) or ``tools`` (``[tools.NAME]`` declared in the config file). PROFILE is
-the ``--profile`` already typed on the command line, if any.
+``keys`` (config keys), ``tools`` (``[tools.NAME]`` declared in the config file) or
+``conversations`` (``last``, then the names, or ids, of the 50 most recently updated stored
+conversations, read from the store without creating or migrating it). PROFILE is the
+``--profile`` already typed on the command line, if any.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from llmost_cli.env import Environment
 
-KINDS = ("profiles", "models", "keys", "tools", "templates")
+KINDS = ("profiles", "models", "keys", "tools", "templates", "conversations")
 
 
 def values(kind: str, profile: str | None = None) -> list[str]:
@@ -28,6 +30,11 @@ def values(kind: str, profile: str | None = None) -> list[str]:
         from llmost_cli.core import params
 
         return [str(k) for k in params.CONFIG_KEYS]
+    if kind == "conversations":
+        from llmost_cli import paths
+        from llmost_cli.store.store import recent_refs
+
+        return recent_refs(paths.database_file())
     if kind not in KINDS:
         return []
     if kind == "templates":

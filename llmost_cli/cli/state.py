@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,3 +29,11 @@ class State:
 
             self._ui = make_ui(self.env)
         return self._ui
+
+
+# The run in progress, for helpers that are not handed the click context (set by main.run).
+CURRENT: ContextVar[State] = ContextVar("llmost_state")
+
+
+def current() -> State:
+    return CURRENT.get()

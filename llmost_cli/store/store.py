@@ -1,91 +1,55 @@
 """SQLite conversation store.
 
 One file, opened by many llmost processes at once (several terminals, scripts in a loop), so:
-WAL mode, a busy timeout, and every write in a single ``BEGIN IMMEDIATE`` transaction that
-computes what it needs (the next ``seq``, whether a name exists) inside the transaction.
+WAL mode, a bounded wait for the write lock (``busy_timeout``), and every write in a single
+``BEGIN IMMEDIATE`` transaction that computes what it needs (the next ``seq``, whether a name
+exists) inside the transaction.
 
-Images sent as ``data:`` URLs are stored once, in ``images`` keyed by the sha256 of the URL,
-and the message content keeps a reference (``llmost-image:sha256:<hex>``) in place of the URL.
-Loading expands the references back, so callers always see the content they stored. The URL
-text is stored as given, never decoded or re-encoded.
+Images sent as ``data:`` URLs are stored once, keyed by their sha256 (images.py); loading
+expands the references back, so callers always see the content they stored.
 
-Schema versions (``PRAGMA user_version``):
-  1  messages.content was plain text, or a JSON array of parts with images inline when
-     ``multipart`` was set; no ``tool_call_id``, ``name``, ``usage``, ``partial`` columns.
-  2  content is always JSON (a string or a list of parts), images are deduplicated.
-  3  conversations.tools: the tool definitions last offered, resent by ``--tool-result``.
+Each conversation owns its rows: a fork copies the messages it holds, so deleting one
+conversation never changes another, and an image is deleted only when no message uses it.
+
+A damaged cell (content, tool calls or usage that is not the JSON it should be) makes only its
+conversation unreadable: ``messages`` raises a ``StoreError`` naming it; listing, searching,
+forking and deleting still work. The tables and their versions are in schema.py.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmost_cli.core.messages import Conversation, Message
-from llmost_cli.errors import StoreError
+from llmost_cli.errors import StoreError, UsageError
 from llmost_cli.paths import ensure_private_dir
+from llmost_cli.store import images, rows, schema
+from llmost_cli.store.rows import MESSAGE_COLUMNS, Damaged, dumps, loads
+from llmost_cli.store.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 3
-BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction
+if TYPE_CHECKING:
+    # imported where they are used: `ask` and `chat` open the store on every run
+    from llmost_cli.core import transcript
 
-_REF = "llmost-image:sha256:"
-# A non-data URL that happens to start with our scheme is escaped so it cannot be taken for a ref.
-_RAW = "llmost-image:raw:"
-_SCHEME = "llmost-image:"
+__all__ = ["BUSY_TIMEOUT", "SCHEMA_VERSION", "Imported", "Store", "new_id"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS conversations (
-    id      TEXT PRIMARY KEY,
-    name    TEXT UNIQUE,
-    model   TEXT,
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    tools   TEXT                       -- JSON: tool definitions last offered
-);
-CREATE INDEX IF NOT EXISTS conversations_updated ON conversations (updated);
-CREATE TABLE IF NOT EXISTS messages (
-    conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
-    seq             INTEGER NOT NULL,
-    role            TEXT NOT NULL,
-    content         TEXT,              -- JSON: a string or a list of content parts
-    tool_calls      TEXT,              -- JSON
-    tool_call_id    TEXT,
-    name            TEXT,
-    prefill         INTEGER NOT NULL DEFAULT 0,
-    finish_reason   TEXT,
-    usage           TEXT,              -- JSON
-    partial         INTEGER NOT NULL DEFAULT 0,
-    model           TEXT,
-    created         REAL NOT NULL,
-    PRIMARY KEY (conversation_id, seq)
-);
-CREATE TABLE IF NOT EXISTS images (
-    sha256  TEXT PRIMARY KEY,
-    url     TEXT NOT NULL
-);
--- which message uses which image, so deleting messages can delete images nobody uses
-CREATE TABLE IF NOT EXISTS message_images (
-    conversation_id TEXT NOT NULL,
-    seq             INTEGER NOT NULL,
-    sha256          TEXT NOT NULL,
-    PRIMARY KEY (conversation_id, seq, sha256)
-);
-CREATE INDEX IF NOT EXISTS message_images_sha256 ON message_images (sha256);
-"""
+BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction, by default
+AMBIGUOUS_SHOWN = 5  # candidates named when a reference is ambiguous
 
 _SELECT_CONVERSATION = "SELECT id, name, model, created, updated FROM conversations"
-_MESSAGE_COLUMNS = (
-    "role, content, tool_calls, tool_call_id, name, prefill, finish_reason, usage, partial, "
-    "model, created"
+_FIRST_TEXT = (
+    f"(SELECT substr({schema.body('m.content')}, 1, 300) FROM messages AS m "
+    "WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.seq LIMIT 1)"
 )
-
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -96,95 +60,32 @@ def new_id() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def _dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates (undecodable stdin bytes) survive only as \\u escapes
-        text = json.dumps(value, separators=(",", ":"))
-    return text
+def _decode(data: bytes) -> str:
+    # A cell that is not valid UTF-8 (written by something else) reads as text with
+    # surrogate escapes instead of failing the whole query.
+    return data.decode("utf-8", "surrogateescape")
 
 
-def _loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+@dataclass(frozen=True)
+class Imported:
+    """What ``Store.add`` did with one conversation."""
 
-
-def _collapse_url(url: Any, images: dict[str, str]) -> Any:
-    if not isinstance(url, str):
-        return url
-    if url.startswith("data:"):
-        import hashlib  # only when there are images: importing OpenSSL costs milliseconds
-
-        digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
-        images[digest] = url
-        return _REF + digest
-    if url.startswith(_SCHEME):
-        return _RAW + url
-    return url
-
-
-def _collapse(content: Any, images: dict[str, str]) -> Any:
-    """Content with data: image URLs replaced by references; ``images`` collects digest -> URL."""
-    if not isinstance(content, list):
-        return content
-    out: list[Any] = []
-    for part in content:
-        if isinstance(part, dict) and part.get("type") == "image_url" and "image_url" in part:
-            inner = part["image_url"]
-            part = dict(part)
-            if isinstance(inner, dict):
-                if "url" in inner:
-                    part["image_url"] = {**inner, "url": _collapse_url(inner["url"], images)}
-            else:
-                part["image_url"] = _collapse_url(inner, images)
-        out.append(part)
-    return out
-
-
-def _refs(content: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and part.get("type") == "image_url":
-                inner = part.get("image_url")
-                url = inner.get("url") if isinstance(inner, dict) else inner
-                if isinstance(url, str) and url.startswith(_REF):
-                    found.add(url[len(_REF) :])
-    return found
-
-
-def _expand_url(url: Any, images: dict[str, str]) -> Any:
-    if isinstance(url, str):
-        if url.startswith(_REF):
-            return images[url[len(_REF) :]]
-        if url.startswith(_RAW):
-            return url[len(_RAW) :]
-    return url
-
-
-def _expand(content: Any, images: dict[str, str]) -> Any:
-    if not isinstance(content, list):
-        return content
-    for part in content:
-        if isinstance(part, dict) and part.get("type") == "image_url" and "image_url" in part:
-            inner = part["image_url"]
-            if isinstance(inner, dict):
-                if "url" in inner:
-                    inner["url"] = _expand_url(inner["url"], images)
-            else:
-                part["image_url"] = _expand_url(inner, images)
-    return content
+    conversation: Conversation
+    status: str  # "added", "present" (the same conversation was there), "copied" (new id)
+    renamed_from: str | None = None  # the name it had, when that name was taken
 
 
 class Store:
-    """The conversation store in one SQLite file. Not shared between threads."""
+    """The conversation store in one SQLite file. Not shared between threads.
 
-    def __init__(self, path: Path) -> None:
+    ``busy_timeout``: how long a write waits for another process's transaction (seconds)
+    before failing with a ``StoreError``; storing an answer that is already on the screen
+    may want a short wait.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout: float | None = None) -> None:
         self.path = Path(path)
-        self.busy_timeout = BUSY_TIMEOUT
+        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open()
 
@@ -242,7 +143,8 @@ class Store:
                 pass  # not our file to change
             finally:
                 os.close(fd)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            conn.text_factory = _decode
             try:
                 self._setup(conn)
             except BaseException:
@@ -263,6 +165,8 @@ class Store:
             # re-read: another process may have created or migrated the file meanwhile
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             self._check_version(version)
+            if version == SCHEMA_VERSION:
+                return
             if version == 0:
                 tables = conn.execute(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
@@ -272,12 +176,7 @@ class Store:
                         f"{self.path} is a SQLite database but not an llmost conversation store",
                         hint="move it aside or point llmost at another data directory",
                     )
-                _create_schema(conn)
-            if version == 1:
-                _migrate_v1(conn)
-            if version in (1, 2):
-                _migrate_v2(conn)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            schema.migrate(conn, version)
 
     def _check_version(self, version: int) -> None:
         if version > SCHEMA_VERSION:
@@ -287,11 +186,10 @@ class Store:
                 hint="upgrade llmost",
             )
 
-    @staticmethod
-    def _set_wal(conn: sqlite3.Connection) -> None:
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
         # Switching a new file to WAL needs an exclusive lock; retry while other processes
         # open the same new file rather than fail on the first "database is locked".
-        deadline = time.monotonic() + BUSY_TIMEOUT
+        deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
                 conn.execute("PRAGMA journal_mode = WAL")
@@ -367,6 +265,55 @@ class Store:
                     return Conversation(*row)
         return None
 
+    def resolve(self, ref: str) -> Conversation:
+        """The conversation ``ref`` names: an id, a name, ``last``, or a unique id prefix
+        (any case). Unknown or ambiguous: a ``UsageError`` (listing the candidates)."""
+        found = self.get(ref)
+        if found is None and ref == "last":
+            found = self.latest()
+            if found is None:
+                raise UsageError("there is no last conversation: the store is empty")
+        if found is None and ref.isalnum() and ref.isascii():
+            found = self._by_prefix(ref.upper())
+        if found is None:
+            raise UsageError(
+                f"no conversation {ref!r}",
+                hint="'llmost conversations list' shows ids and names",
+            )
+        return found
+
+    def _by_prefix(self, prefix: str) -> Conversation | None:
+        # ids are ASCII: every id that starts with the prefix sorts between it and prefix + "~"
+        sql = (
+            f"{_SELECT_CONVERSATION} WHERE id >= ? AND id < ? "
+            "ORDER BY updated DESC, rowid DESC LIMIT ?"
+        )
+        with self._errors():
+            found = self._db().execute(sql, (prefix, prefix + "~", 1000)).fetchall()
+        if len(found) <= 1:
+            return Conversation(*found[0]) if found else None
+        shown = [Conversation(*row) for row in found[:AMBIGUOUS_SHOWN]]
+        from llmost_cli.core.transcript import printable
+
+        names = ", ".join(f"{c.id} ({printable(self.title(c))})" for c in shown)
+        more = len(found) - len(shown)
+        if more:
+            names += f" and {more}{'+' if len(found) == 1000 else ''} more"
+        raise UsageError(
+            f"{prefix!r} matches {len(found)}{'+' if len(found) == 1000 else ''} "
+            f"conversations: {names}",
+            hint="give more characters of the id",
+        )
+
+    def title(self, conversation: Conversation) -> str:
+        """A short human title: its name, else the first words of its first question."""
+        from llmost_cli.core import transcript
+
+        sql = f"SELECT {_FIRST_TEXT} FROM conversations AS c WHERE c.id = ?"
+        with self._errors():
+            row = self._db().execute(sql, (conversation.id,)).fetchone()
+        return transcript.title(conversation, row[0] if row else None)
+
     def get_or_create(self, name: str, model: str | None = None) -> Conversation:
         """The conversation named ``name``, created if missing (safe when processes race)."""
         now = time.time()
@@ -382,7 +329,7 @@ class Store:
     def set_tools(self, conversation_id: str, tools: builtins.list[dict[str, Any]] | None) -> None:
         with self._write() as conn:
             cur = conn.execute(
-                "UPDATE conversations SET tools = ? WHERE id = ?", (_dumps(tools), conversation_id)
+                "UPDATE conversations SET tools = ? WHERE id = ?", (dumps(tools), conversation_id)
             )
             self._require(cur.rowcount, conversation_id)
 
@@ -394,7 +341,10 @@ class Store:
                 .execute("SELECT tools FROM conversations WHERE id = ?", (conversation_id,))
                 .fetchone()
             )
-        value = _loads(row[0]) if row else None
+        try:
+            value = loads(row[0]) if row else None
+        except ValueError:
+            return None  # damaged: as if none had been offered
         return value if isinstance(value, builtins.list) else None
 
     def latest(self) -> Conversation | None:
@@ -420,11 +370,87 @@ class Store:
             )
             self._require(cur.rowcount, conversation_id)
 
+    def delete(self, conversation_id: str) -> None:
+        """Delete a conversation, its messages, and the images nobody else uses."""
+        self.delete_many([conversation_id])
+
+    def delete_many(self, conversation_ids: Sequence[str]) -> int:
+        """Delete these conversations in one transaction; return how many there were."""
+        deleted = 0
+        with self._write() as conn:
+            for conversation_id in conversation_ids:
+                _delete_from(conn, conversation_id, 0)
+                cur = conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+                deleted += cur.rowcount
+        return deleted
+
+    def older_than(self, cutoff: float) -> builtins.list[Conversation]:
+        """Conversations last updated before ``cutoff`` (seconds since the epoch), oldest first."""
+        sql = f"{_SELECT_CONVERSATION} WHERE updated < ? ORDER BY updated, rowid"
+        with self._errors():
+            found = self._db().execute(sql, (cutoff,)).fetchall()
+        return [Conversation(*row) for row in found]
+
+    def fork(
+        self, conversation_id: str, at: int | None = None, name: str | None = None
+    ) -> Conversation:
+        """A new conversation holding copies of the first ``at`` messages (None: all), with
+        the model and the tools offered. A ``UsageError`` when there are fewer than ``at``."""
+        now = time.time()
+        new = new_id()
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT model, tools, (SELECT count(*) FROM messages WHERE conversation_id = ?) "
+                "FROM conversations WHERE id = ?",
+                (conversation_id, conversation_id),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no conversation {conversation_id!r} in {self.path}")
+            model, tools, count = row
+            at = count if at is None else at
+            if not 0 <= at <= count:
+                raise UsageError(
+                    f"cannot fork at message {at}: the conversation has {count} "
+                    f"message{'s' * (count != 1)}"
+                )
+            try:
+                conn.execute(
+                    "INSERT INTO conversations (id, name, model, created, updated, tools) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (new, name, model, now, now, tools),
+                )
+            except sqlite3.IntegrityError:
+                raise self._name_taken(name) from None
+            last = conn.execute(
+                "SELECT seq FROM messages WHERE conversation_id = ? ORDER BY seq LIMIT 1 OFFSET ?",
+                (conversation_id, at - 1),
+            ).fetchone()
+            if at and last:
+                copied = (new, conversation_id, last[0])
+                conn.execute(
+                    f"INSERT INTO messages (conversation_id, seq, {MESSAGE_COLUMNS}) "
+                    f"SELECT ?, seq, {MESSAGE_COLUMNS} FROM messages "
+                    "WHERE conversation_id = ? AND seq <= ? ORDER BY seq",
+                    copied,
+                )
+                conn.execute(
+                    "INSERT INTO message_images (conversation_id, seq, sha256) "
+                    "SELECT ?, seq, sha256 FROM message_images "
+                    "WHERE conversation_id = ? AND seq <= ?",
+                    copied,
+                )
+        return Conversation(id=new, name=name, model=model, created=now, updated=now)
+
     def _name_taken(self, name: str | None) -> StoreError:
         return StoreError(
             f"a conversation named {name!r} already exists",
             hint="choose another name, or /load it",
         )
+
+    def name_taken(self, name: str) -> bool:
+        with self._errors():
+            sql = "SELECT 1 FROM conversations WHERE name = ?"
+            return self._db().execute(sql, (name,)).fetchone() is not None
 
     def _touch(self, conn: sqlite3.Connection, conversation_id: str, now: float) -> None:
         sql = "UPDATE conversations SET updated = ? WHERE id = ?"
@@ -434,36 +460,108 @@ class Store:
         if rowcount == 0:
             raise StoreError(f"no conversation {conversation_id!r} in {self.path}")
 
+    # -- listing and searching ----------------------------------------------------------------
+
+    def list(self, limit: int = 50) -> builtins.list[Conversation]:
+        """Conversations, most recently updated first."""
+        sql = f"{_SELECT_CONVERSATION} ORDER BY updated DESC, rowid DESC LIMIT ?"
+        with self._errors():
+            found = self._db().execute(sql, (limit,)).fetchall()
+        return [Conversation(*row) for row in found]
+
+    def summaries(self, limit: int | None = 20) -> builtins.list[transcript.Summary]:
+        """Conversations with their counts and first words, most recently updated first;
+        ``limit`` None: all of them. Damaged cells do not stop it."""
+        from llmost_cli.core import transcript
+
+        sql = (
+            "SELECT c.id, c.name, c.model, c.created, c.updated, "
+            "(SELECT count(*) FROM messages AS m WHERE m.conversation_id = c.id "
+            "AND m.role = 'user'), "
+            "(SELECT count(*) FROM messages AS m WHERE m.conversation_id = c.id), "
+            f"{_FIRST_TEXT} FROM conversations AS c "
+            "ORDER BY c.updated DESC, c.rowid DESC LIMIT ?"
+        )
+        with self._errors():
+            found = self._db().execute(sql, (-1 if limit is None else limit,)).fetchall()
+        return [
+            transcript.Summary(Conversation(*row[:5]), row[5], row[6], _text(row[7]))
+            for row in found
+        ]
+
+    def search(self, text: str, limit: int = 20) -> builtins.list[transcript.Hit]:
+        """Questions and answers (partial ones too) that contain every word of ``text``,
+        newest first. An empty query is a ``UsageError``."""
+        from llmost_cli.core import transcript
+        from llmost_cli.store import search
+
+        with self._errors():
+            conn = self._db()
+            found = search.find(conn, text, limit)
+            convs: dict[str, tuple[Conversation, str]] = {}
+            hits = []
+            for conversation_id, seq, role, partial, created, snippet, marks in found:
+                if conversation_id not in convs:
+                    row = conn.execute(
+                        f"SELECT c.id, c.name, c.model, c.created, c.updated, {_FIRST_TEXT} "
+                        "FROM conversations AS c WHERE c.id = ?",
+                        (conversation_id,),
+                    ).fetchone()
+                    conv = Conversation(*row[:5])
+                    convs[conversation_id] = (conv, transcript.title(conv, _text(row[5])))
+                conv, title = convs[conversation_id]
+                (position,) = conn.execute(
+                    "SELECT count(*) FROM messages WHERE conversation_id = ? AND seq <= ?",
+                    (conversation_id, seq),
+                ).fetchone()
+                hits.append(
+                    transcript.Hit(
+                        conv, title, position, role, bool(partial), created, snippet, marks
+                    )
+                )
+        return hits
+
+    def ids(self) -> builtins.list[str]:
+        """Every conversation id, oldest first (by creation)."""
+        with self._errors():
+            sql = "SELECT id FROM conversations ORDER BY created, rowid"
+            return [row[0] for row in self._db().execute(sql)]
+
     # -- messages -----------------------------------------------------------------------------
 
     def messages(self, conversation_id: str) -> builtins.list[Message]:
+        """The messages, in order; a ``StoreError`` saying the conversation is damaged when
+        one of its cells cannot be read."""
         with self._errors():
             conn = self._db()
-            rows = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
+            found = conn.execute(
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
                 (conversation_id,),
             ).fetchall()
-            contents = [_loads(row[1]) for row in rows]
+            contents: builtins.list[Any] = []
+            for row in found:
+                try:
+                    contents.append(rows.parse_content(row))
+                except Damaged as exc:
+                    raise self._damaged(conversation_id, len(contents) + 1, exc) from None
             wanted: set[str] = set()
             for content in contents:
-                wanted |= _refs(content)
-            images = self._load_images(conn, wanted)
-        return [
-            _row_to_message(row, images, content)
-            for row, content in zip(rows, contents, strict=True)
-        ]
+                wanted |= images.refs(content)
+            known = images.load(conn, wanted)
+        out: builtins.list[Message] = []
+        for row, content in zip(found, contents, strict=True):
+            try:
+                out.append(rows.message_from_row(row, known, content))
+            except Damaged as exc:
+                raise self._damaged(conversation_id, len(out) + 1, exc) from None
+        return out
 
-    @staticmethod
-    def _load_images(conn: sqlite3.Connection, digests: set[str]) -> dict[str, str]:
-        images: dict[str, str] = {}
-        ordered = sorted(digests)
-        for start in range(0, len(ordered), 500):  # stay under SQLite's bound-variable limit
-            chunk = ordered[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            images.update(
-                conn.execute(f"SELECT sha256, url FROM images WHERE sha256 IN ({marks})", chunk)
-            )
-        return images
+    def _damaged(self, conversation_id: str, index: int, exc: Damaged) -> StoreError:
+        return StoreError(
+            f"conversation {conversation_id} is damaged: message {index} has {exc.what}",
+            hint="other conversations are not affected; "
+            f"'llmost conversations rm {conversation_id}' deletes this one",
+        )
 
     def append(self, conversation_id: str, messages: Sequence[Message]) -> None:
         """Add messages at the end, in one transaction, and bump the conversation's ``updated``."""
@@ -477,7 +575,56 @@ class Store:
                 (conversation_id,),
             ).fetchone()
             for seq, msg in enumerate(messages, start=last + 1):
-                _insert_message(conn, conversation_id, seq, msg, now)
+                rows.insert_message(conn, conversation_id, seq, msg, now)
+
+    def add(
+        self,
+        conversation: Conversation,
+        messages: Sequence[Message],
+        tools: builtins.list[dict[str, Any]] | None = None,
+    ) -> Imported:
+        """Store a whole conversation as it was (``import``): its id, name and times are kept
+        when they are free. The same id with the same messages: nothing is written
+        ("present"). The id taken by another conversation, or not an id: a new id ("copied").
+        A name taken by another: " (2)", " (3)"... is added (``renamed_from``)."""
+        from llmost_cli.core import transcript
+
+        with self._write() as conn:
+            present = conn.execute(
+                f"{_SELECT_CONVERSATION} WHERE id = ?", (conversation.id,)
+            ).fetchone()
+            if present is not None:
+                try:
+                    if self.messages(conversation.id) == list(messages):
+                        return Imported(Conversation(*present), "present")
+                except StoreError:
+                    pass  # damaged: certainly not the same
+            conv_id = conversation.id
+            status = "added"
+            if present is not None or not transcript.looks_like_id(conv_id):
+                conv_id, status = new_id(), "copied"
+            name, renamed = _free_name(conn, conversation.name), None
+            if name != conversation.name:
+                renamed = conversation.name
+            # a hand-written file may have no times: the messages', else now
+            now = time.time()
+            created = conversation.created or min((m.created for m in messages), default=0) or now
+            updated = conversation.updated or max((m.created for m in messages), default=0)
+            updated = max(updated, created)
+            conn.execute(
+                "INSERT INTO conversations (id, name, model, created, updated, tools) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (conv_id, name, conversation.model, created, updated, dumps(tools)),
+            )
+            for seq, msg in enumerate(messages, start=1):
+                rows.insert_message(conn, conv_id, seq, msg, now)
+        stored = Conversation(conv_id, name, conversation.model, created, updated)
+        return Imported(stored, status, renamed)
+
+    def image_urls(self, digests: Sequence[str]) -> dict[str, str]:
+        """The URLs of the stored images among ``digests``."""
+        with self._errors():
+            return images.load(self._db(), digests)
 
     def drop_last_exchange(self, conversation_id: str) -> int:
         """/undo: delete the last user message and everything after it; return how many."""
@@ -492,18 +639,30 @@ class Store:
 
         Returns that user message (the one to answer again), or None when there is none.
         """
-        with self._write() as conn:
-            start = _last_user_seq(conn, conversation_id)
-            if start is None:
-                return None
-            last_user = conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
-                (conversation_id, start),
-            ).fetchone()
-            content = _loads(last_user[1])
-            images = self._load_images(conn, _refs(content))
-            _delete_from(conn, conversation_id, start + 1)
-        return _row_to_message(last_user, images, content)
+        try:
+            with self._write() as conn:
+                start = _last_user_seq(conn, conversation_id)
+                if start is None:
+                    return None
+                last_user = conn.execute(
+                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
+                    (conversation_id, start),
+                ).fetchone()
+                content = rows.parse_content(last_user)
+                known = images.load(conn, images.refs(content))
+                message = rows.message_from_row(last_user, known, content)
+                _delete_from(conn, conversation_id, start + 1)
+        except Damaged as exc:
+            (position,) = (
+                self._db()
+                .execute(
+                    "SELECT count(*) FROM messages WHERE conversation_id = ? AND seq <= ?",
+                    (conversation_id, start),
+                )
+                .fetchone()
+            )
+            raise self._damaged(conversation_id, position, exc) from None
+        return message
 
     def clear(self, conversation_id: str) -> None:
         """Delete every message, the system prompt included."""
@@ -511,56 +670,42 @@ class Store:
             self._touch(conn, conversation_id, time.time())
             _delete_from(conn, conversation_id, 0)
 
-    def list(self, limit: int = 50) -> builtins.list[Conversation]:
-        """Conversations, most recently updated first."""
-        sql = f"{_SELECT_CONVERSATION} ORDER BY updated DESC, rowid DESC LIMIT ?"
-        with self._errors():
-            rows = self._db().execute(sql, (limit,)).fetchall()
-        return [Conversation(*row) for row in rows]
+
+def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
+    """Words for completing a REF: ``last``, then for each of the ``limit`` most recently
+    updated conversations its name, or its id when it has no name that a shell could take as
+    one word. Never creates, migrates or waits long for the file; raises on a broken one."""
+    if not path.is_file():
+        return []
+    conn = sqlite3.connect(path, timeout=0.5)
+    try:
+        conn.text_factory = _decode
+        conn.execute("PRAGMA query_only = ON")
+        found = conn.execute(
+            "SELECT id, name FROM conversations ORDER BY updated DESC, rowid DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+    finally:
+        conn.close()
+    words = ["last"] if found else []
+    for conversation_id, name in found:
+        ok = isinstance(name, str) and name != "last" and re.fullmatch(r"[\w.@%+=:,/-]+", name)
+        words.append(name if ok else conversation_id)
+    return words
 
 
-def _row_to_message(row: Sequence[Any], images: dict[str, str], content: Any) -> Message:
-    """A message from a ``_MESSAGE_COLUMNS`` row whose content was already parsed."""
-    return Message(
-        role=row[0],
-        content=_expand(content, images),
-        tool_calls=_loads(row[2]),
-        tool_call_id=row[3],
-        name=row[4],
-        prefill=bool(row[5]),
-        finish_reason=row[6],
-        usage=_loads(row[7]),
-        partial=bool(row[8]),
-        model=row[9],
-        created=row[10],
-    )
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
-def _insert_message(
-    conn: sqlite3.Connection, conversation_id: str, seq: int, msg: Message, now: float
-) -> None:
-    images: dict[str, str] = {}
-    content = _collapse(msg.content, images)
-    conn.execute(
-        f"INSERT INTO messages (conversation_id, seq, {_MESSAGE_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            conversation_id,
-            seq,
-            msg.role,
-            _dumps(content),
-            _dumps(msg.tool_calls),
-            msg.tool_call_id,
-            msg.name,
-            int(msg.prefill),
-            msg.finish_reason,
-            _dumps(msg.usage),
-            int(msg.partial),
-            msg.model,
-            msg.created or now,
-        ),
-    )
-    _store_images(conn, conversation_id, seq, images)
+def _free_name(conn: sqlite3.Connection, name: str | None) -> str | None:
+    if name is None:
+        return None
+    candidate, n = name, 1
+    while conn.execute("SELECT 1 FROM conversations WHERE name = ?", (candidate,)).fetchone():
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate
 
 
 def _last_user_seq(conn: sqlite3.Connection, conversation_id: str) -> int | None:
@@ -569,72 +714,8 @@ def _last_user_seq(conn: sqlite3.Connection, conversation_id: str) -> int | None
     return seq
 
 
-def _store_images(
-    conn: sqlite3.Connection, conversation_id: str, seq: int, images: dict[str, str]
-) -> None:
-    for digest, url in images.items():
-        conn.execute("INSERT OR IGNORE INTO images (sha256, url) VALUES (?, ?)", (digest, url))
-        conn.execute(
-            "INSERT OR IGNORE INTO message_images (conversation_id, seq, sha256) VALUES (?, ?, ?)",
-            (conversation_id, seq, digest),
-        )
-
-
 def _delete_from(conn: sqlite3.Connection, conversation_id: str, start: int) -> int:
     """Delete messages with seq >= start, and the images no other message uses."""
-    where = "WHERE conversation_id = ? AND seq >= ?"
-    digests = {
-        row[0]
-        for row in conn.execute(
-            f"SELECT sha256 FROM message_images {where}", (conversation_id, start)
-        )
-    }
-    conn.execute(f"DELETE FROM message_images {where}", (conversation_id, start))
-    for digest in digests:
-        conn.execute(
-            "DELETE FROM images WHERE sha256 = ? AND NOT EXISTS "
-            "(SELECT 1 FROM message_images WHERE sha256 = ?)",
-            (digest, digest),
-        )
-    return conn.execute(f"DELETE FROM messages {where}", (conversation_id, start)).rowcount
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    # executescript would COMMIT the open transaction, so run the statements one by one
-    for statement in _SCHEMA.split(";"):
-        lines = [ln for ln in statement.splitlines() if not ln.strip().startswith("--")]
-        if "".join(lines).strip():
-            conn.execute("\n".join(lines))
-
-
-def _migrate_v2(conn: sqlite3.Connection) -> None:
-    """v2 -> v3: conversations remember the tools they were offered."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(conversations)")}
-    if "tools" not in columns:
-        conn.execute("ALTER TABLE conversations ADD COLUMN tools TEXT")
-
-
-def _migrate_v1(conn: sqlite3.Connection) -> None:
-    """v1 -> v2: content becomes JSON, inline data: images move to ``images``."""
-    conn.execute("ALTER TABLE messages RENAME TO messages_v1")
-    _create_schema(conn)
-    rows = conn.execute(
-        "SELECT conversation_id, seq, role, content, multipart, tool_calls, prefill, "
-        "finish_reason, model, created FROM messages_v1 ORDER BY conversation_id, seq"
-    ).fetchall()
-    for conv_id, seq, role, text, multipart, tool_calls, prefill, finish, model, created in rows:
-        content: Any = text
-        if multipart and text is not None:
-            with suppress(ValueError):  # damaged parts: keep what was there, as text
-                content = json.loads(text)
-        msg = Message(
-            role=role,
-            content=content,
-            tool_calls=_loads(tool_calls),
-            prefill=bool(prefill),
-            finish_reason=finish,
-            model=model,
-            created=created,
-        )
-        _insert_message(conn, conv_id, seq, msg, created or time.time())
-    conn.execute("DROP TABLE messages_v1")
+    images.unlink_from(conn, conversation_id, start)
+    sql = "DELETE FROM messages WHERE conversation_id = ? AND seq >= ?"
+    return conn.execute(sql, (conversation_id, start)).rowcount
