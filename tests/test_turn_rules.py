@@ -245,3 +245,41 @@ def test_json_output_is_strict_even_when_the_server_sends_nan(
     assert "NaN" not in r.stdout and "Infinity" not in r.stdout
     out = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON: {c}"))
     assert out["content"] == "hi" and (out["cost"] is None or math.isfinite(out["cost"]))
+
+
+# -- forks and announcements ---------------------------------------------------------------
+
+
+def test_fork_in_chat_copies_and_leaves_the_original(llmost: Runner, server: fs.FakeServer) -> None:
+    r = llmost("chat", "--session", "orig", input="one\n/fork branch\ntwo\n")
+    assert r.rc == 0, r
+    assert [m.content for m in stored("orig") if m.role == "user"] == ["one"]
+    assert [m.content for m in stored("branch") if m.role == "user"] == ["one", "two"]
+    assert bodies(server)[-1]["messages"][0] == {"role": "user", "content": "one"}
+
+
+def test_continue_announces_the_conversation_by_name_or_first_words(
+    server: fs.FakeServer,
+) -> None:
+    import io
+    import os
+
+    from llmost_cli.env import Environment
+    from llmost_cli.main import run
+
+    def ask(*args: str) -> str:
+        err = io.StringIO()
+        env = Environment(
+            stdin=io.BytesIO(b""),
+            stdout=io.BytesIO(),
+            stderr=err,
+            stderr_isatty=True,
+            environ=dict(os.environ, LLMOST_BASE_URL=server.base_url, LLMOST_API_KEY="k-12345678"),
+        )
+        assert run(list(args), env) == 0, err.getvalue()
+        return err.getvalue()
+
+    ask("ask", "How do I rebase onto main without losing work?")
+    assert "continuing “How do I rebase onto main without losing work?”" in ask("ask", "-c", "x")
+    ask("ask", "--session", "notes", "q")
+    assert "continuing 'notes'" in ask("ask", "--session", "notes", "again")

@@ -116,18 +116,11 @@ def keep_model(settings: Settings, thread: Thread) -> Settings:
 
 
 def title(conversation: Conversation, messages: Sequence[Message]) -> str:
-    """The conversation as people know it: its name, else its first words."""
-    if conversation.name:
-        return repr(conversation.name)
-    for message in messages:
-        if message.role == "user":
-            content = message.content
-            if isinstance(content, list):
-                content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-            words = " ".join(str(content or "").split())
-            if words:
-                return f"“{words[:48]}{'…' if len(words) > 48 else ''}”"
-    return conversation.id
+    """The conversation as people know it: its name, else its first words (quoted)."""
+    from llmost_cli.core.transcript import title_of
+
+    shown = title_of(conversation, messages)
+    return repr(shown) if conversation.name else f"“{shown}”"
 
 
 class StoreRecorder:
