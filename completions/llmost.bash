@@ -18,14 +18,14 @@ _llmost_command() {
         ;;
     'ask')
         subs=''
-        opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -o --output -u --usage --no-stdin --dry-run --tool-result --yes -h --help'
-        valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --session --timeout --retries -o --output --tool-result '
+        opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --reasoning-effort --show-reasoning --hide-reasoning --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -o --output -u --usage --no-stdin --dry-run --tool-result --yes -x --extract --block -h --help'
+        valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --reasoning-effort --session --timeout --retries -o --output --tool-result --block '
         default=''
         ;;
     'chat')
         subs=''
-        opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --yes --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -h --help'
-        valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --session --timeout --retries '
+        opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --yes --reasoning-effort --show-reasoning --hide-reasoning --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -h --help'
+        valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --reasoning-effort --session --timeout --retries '
         default=''
         ;;
     'config')

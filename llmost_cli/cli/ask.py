@@ -59,6 +59,8 @@ def ask(
     tool: o.Tool = None,
     tools_all: o.ToolsAll = False,
     tool_choice: o.ToolChoice = None,
+    reasoning_effort: o.ReasoningEffort = None,
+    show_reasoning: o.ShowReasoning = None,
     no_stream: o.NoStream = False,
     markdown: o.Markdown = None,
     continue_: o.Continue = False,
@@ -95,6 +97,24 @@ def ask(
         ),
     ] = None,
     yes: o.Yes = False,
+    extract: Annotated[
+        bool,
+        typer.Option(
+            "-x",
+            "--extract",
+            help="Print only the content of the answer's first fenced code block, plain "
+            "(no block: exit 7).",
+        ),
+    ] = False,
+    block: Annotated[
+        int | None,
+        typer.Option(
+            "--block",
+            metavar="N",
+            min=1,
+            help="With -x: the Nth fenced code block (implies -x).",
+        ),
+    ] = None,
 ) -> int:
     from llmost_cli.core.ask import AskOptions
 
@@ -138,7 +158,12 @@ def run_ask(state: State, opts: AskOptions) -> int:
         recorder = services.StoreRecorder(
             store, thread, model=lambda: settings.model, warn=ui.warn, tools=turn.offered
         )
-        screen = TurnScreen(ui, markdown=use_markdown(settings), quiet=opts.json_output)
+        screen = TurnScreen(
+            ui,
+            markdown=use_markdown(settings),
+            quiet=opts.json_output or opts.extracts,
+            reasoning=opts.show_reasoning is not False,
+        )
         with services.make_client(state, settings, key) as client:
             result = run_turn(turn, client, screen, recorder)
     return report(state, opts, settings, result)
@@ -171,6 +196,8 @@ def report(state: State, opts: AskOptions, settings: Settings, result: TurnResul
         raise error
     if opts.json_output:
         ui.json(core.result_json(result, cost))
+    elif opts.extracts:
+        ui.write(core.extract_block(reply.text, opts.block or 1))
     if reply.finish_reason in ("length", "content_filter"):
         why = "max_tokens reached" if reply.finish_reason == "length" else "content filter"
         ui.warn(f"the answer was cut off ({reply.finish_reason}: {why})")

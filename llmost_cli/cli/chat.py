@@ -67,6 +67,8 @@ def chat(
     tools_all: o.ToolsAll = False,
     tool_choice: o.ToolChoice = None,
     yes: o.Yes = False,
+    reasoning_effort: o.ReasoningEffort = None,
+    show_reasoning: o.ShowReasoning = None,
     no_stream: o.NoStream = False,
     markdown: o.Markdown = None,
     continue_: o.Continue = False,
@@ -142,6 +144,7 @@ def open_session(
         ask=None if opts.yes or not interactive else _ask_on_terminal,
         declared=bool(local),
         runs=runs,
+        reasoning=opts.show_reasoning is not False,
     )
     return Session(
         settings,

@@ -9,6 +9,7 @@ import typer
 
 from llmost_cli.core import params
 from llmost_cli.core.attachments import LIMITS_HELP
+from llmost_cli.core.request import reasoning_effort
 
 if TYPE_CHECKING:
     from llmost_cli.cli.state import State
@@ -218,6 +219,26 @@ ToolChoice = Annotated[
         metavar="auto|none|required|NAME",
         help="Whether and which tool the model must call.",
         rich_help_panel=TOOLS,
+    ),
+]
+ReasoningEffort = Annotated[
+    str | None,
+    typer.Option(
+        "--reasoning-effort",
+        metavar="low|medium|high",
+        help="How hard a reasoning model thinks (sent as reasoning.effort).",
+        parser=reasoning_effort,
+        rich_help_panel=SAMPLING,
+    ),
+]
+ShowReasoning = Annotated[
+    bool | None,
+    typer.Option(
+        "--show-reasoning/--hide-reasoning",
+        help="Show the model's reasoning dimmed on stderr when it is a terminal (default), "
+        "or never.",
+        show_default=False,
+        rich_help_panel=TURN,
     ),
 ]
 NoStream = Annotated[

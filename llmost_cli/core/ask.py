@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -29,6 +30,13 @@ class AskOptions(TurnOptions):
     dry_run: bool = False
     tool_result: list[str] = field(default_factory=list)
     yes: bool = False
+    extract: bool = False
+    block: int | None = None
+
+    @property
+    def extracts(self) -> bool:
+        """``-x`` or ``--block N``: print one code block, not the answer."""
+        return self.extract or self.block is not None
 
     @property
     def json_output(self) -> bool:
@@ -188,6 +196,50 @@ def check_structured(text: str, opts: TurnOptions) -> None:
         ) from None
     except jsonschema.SchemaError as exc:
         raise UsageError(f"--schema is not a valid JSON schema: {exc.message}") from None
+
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
+
+
+def code_blocks(text: str) -> list[str]:
+    """The contents of the fenced code blocks of markdown ``text``, in order (CommonMark
+    fences: a closing fence is the same character, at least as long; an unclosed block runs
+    to the end)."""
+    blocks: list[str] = []
+    lines = text.splitlines(keepends=True)
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i].rstrip("\r\n"))
+        if opening is None or (opening.group(1)[0] == "`" and "`" in opening.group(2)):
+            i += 1
+            continue
+        fence = opening.group(1)
+        body: list[str] = []
+        i += 1
+        while i < len(lines):
+            closing = _FENCE.match(lines[i].rstrip("\r\n"))
+            if (
+                closing is not None
+                and closing.group(1)[0] == fence[0]
+                and len(closing.group(1)) >= len(fence)
+                and not closing.group(2).strip()
+            ):
+                break
+            body.append(lines[i])
+            i += 1
+        blocks.append("".join(body))
+        i += 1
+    return blocks
+
+
+def extract_block(text: str, n: int) -> str:
+    """The Nth (1-based) code block's content, ending with a newline; exit 7 when missing."""
+    blocks = code_blocks(text)
+    if len(blocks) < n:
+        have = f"has {len(blocks)}" if blocks else "has none"
+        raise StructuredOutputError(f"no code block {n} in the answer (it {have})")
+    content = blocks[n - 1]
+    return content if content.endswith("\n") or not content else content + "\n"
 
 
 def outcome_error(result: TurnResult, opts: AskOptions) -> LlmostError | None:

@@ -14,6 +14,15 @@ from llmost_cli.core.settings import Settings
 from llmost_cli.errors import UsageError
 
 TOOL_CHOICES = ("auto", "none", "required")
+REASONING_EFFORTS = ("low", "medium", "high")
+
+
+def reasoning_effort(text: str) -> str:
+    """``--reasoning-effort low|medium|high``, refused in plain words."""
+    value = text.strip().lower()
+    if value not in REASONING_EFFORTS:
+        raise UsageError(f"--reasoning-effort must be low, medium or high, got {text!r}")
+    return value
 
 
 @dataclass
@@ -48,6 +57,9 @@ class TurnOptions:
     file: list[str] = field(default_factory=list)
     template: str | None = None
     var: list[str] = field(default_factory=list)
+    # -- reasoning models --
+    reasoning_effort: str | None = None
+    show_reasoning: bool | None = None
 
     @classmethod
     def build(cls, values: Mapping[str, Any]) -> Self:
@@ -108,6 +120,8 @@ def build_body(
         body["tools"] = tools
     if opts.tool_choice:
         body["tool_choice"] = tool_choice(opts.tool_choice, tools)
+    if opts.reasoning_effort:
+        body["reasoning"] = {"effort": opts.reasoning_effort}
     for item in opts.param:
         key, value = params.parse_param(item)
         body[key] = value

@@ -6,9 +6,11 @@ import shlex
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from llmost_cli.core.events import ReasoningDelta
+
 if TYPE_CHECKING:
-    from llmost_cli.core.events import Usage
-    from llmost_cli.core.messages import Message, ToolCall
+    from llmost_cli.core.events import StreamEvent, Usage
+    from llmost_cli.core.messages import Message, Reply, ToolCall
     from llmost_cli.core.tools import LocalTool, ToolRun
     from llmost_cli.core.turn import AnswerWriter, TurnResult
     from llmost_cli.errors import LlmostError
@@ -27,15 +29,23 @@ class TurnScreen:
     """
 
     def __init__(
-        self, ui: UI, *, markdown: bool, quiet: bool = False, ask: Ask | None = None
+        self,
+        ui: UI,
+        *,
+        markdown: bool,
+        quiet: bool = False,
+        ask: Ask | None = None,
+        reasoning: bool = True,
     ) -> None:
         self.ui = ui
         self.markdown = markdown
         self.quiet = quiet
         self.ask = ask
+        self.reasoning = reasoning  # --show-reasoning (default) / --hide-reasoning
 
     def answer_writer(self) -> AnswerWriter:
-        return self.ui.answer_writer(markdown=self.markdown, quiet=self.quiet)
+        writer = self.ui.answer_writer(markdown=self.markdown, quiet=self.quiet)
+        return writer if self.reasoning else _WithoutReasoning(writer)
 
     def tool_calls(self, calls: Sequence[ToolCall]) -> None:
         if not self.quiet:
@@ -71,6 +81,26 @@ class TurnScreen:
         self.ui.note(text)
 
 
+class _WithoutReasoning:
+    """A writer that never sees the reasoning (``--hide-reasoning``); the reply keeps it."""
+
+    def __init__(self, writer: AnswerWriter) -> None:
+        self._writer = writer
+
+    def start(self, prefill: str) -> None:
+        self._writer.start(prefill)
+
+    def event(self, event: StreamEvent) -> None:
+        if not isinstance(event, ReasoningDelta):
+            self._writer.event(event)
+
+    def finish(self, reply: Reply) -> None:
+        self._writer.finish(reply)
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
 def command_line(tool: LocalTool) -> str:
     return " ".join(shlex.quote(a) for a in tool.command)
 
@@ -99,8 +129,9 @@ class ChatScreen(TurnScreen):
         ask: Ask | None = None,
         declared: bool = False,
         runs: bool = False,
+        reasoning: bool = True,
     ) -> None:
-        super().__init__(ui, markdown=markdown, ask=ask)
+        super().__init__(ui, markdown=markdown, ask=ask, reasoning=reasoning)
         self._answered = False
         self._declared = declared
         self._runs = runs
