@@ -69,3 +69,68 @@ def test_extract_without_a_code_block_is_exit_7(llmost: Runner, server: fs.FakeS
     r = llmost("ask", "-x", "q")
     assert r.rc == 7 and r.stdout == ""
     assert "no code block 1 in the answer (it has none)" in r.stderr
+
+
+def test_model_command_refuses_an_id_missing_from_the_cached_list(
+    llmost: Runner, server: fs.FakeServer
+) -> None:
+    import json
+    import time
+
+    from llmost_cli import paths
+
+    cache = paths.models_cache_file(server.base_url)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"fetched_at": time.time(), "base_url": server.base_url, "models": fs.DEFAULT_MODELS}
+    cache.write_text(json.dumps(doc), encoding="utf-8")
+    r = llmost("chat", input="/model openai/gpt-4p\n/model openai/gpt-4o\nhi\n")
+    assert "'openai/gpt-4p' is not in the model list" in r.stderr
+    assert "did you mean openai/gpt-4o" in r.stderr
+    assert server.chat_requests()[-1].json["model"] == "openai/gpt-4o"
+
+
+def test_edit_composes_the_message_in_the_editor(
+    llmost: Runner, server: fs.FakeServer, tmp_path: pytest.TempPathFactory
+) -> None:
+    import sys
+    from pathlib import Path
+
+    editor = Path(str(tmp_path)) / "editor.py"
+    editor.write_text("import sys\nopen(sys.argv[1], 'w').write('written\\nin the editor')\n")
+    r = llmost("chat", input="/edit\n", env={"VISUAL": f"{sys.executable} {editor}"})
+    assert r.rc == 0, r
+    assert server.chat_requests()[-1].json["messages"][-1]["content"] == "written\nin the editor"
+
+
+def test_copy_needs_a_terminal_and_an_answer(llmost: Runner, server: fs.FakeServer) -> None:
+    r = llmost("chat", input="/copy\nhello\n/copy\n")
+    assert "/copy: there is no answer yet" in r.stderr
+    assert "/copy needs a terminal" in r.stderr
+    assert "\x1b]52" not in r.stdout + r.stderr
+
+
+def test_copy_writes_osc52_to_the_terminal(server: fs.FakeServer) -> None:
+    import base64
+
+    server.add(fs.stream_text("Use:\n\n```sh\nls -la\n```\n"))
+    err = io.StringIO()
+    env = Environment(
+        stdin=io.BytesIO(b"q\n/copy 1\n"),
+        stdout=io.BytesIO(),
+        stderr=err,
+        stderr_isatty=True,
+        environ=dict(os.environ, LLMOST_BASE_URL=server.base_url, LLMOST_API_KEY="k-12345678"),
+    )
+    assert run(["chat"], env) == 0
+    copied = base64.b64encode(b"ls -la\n").decode()
+    assert "\x1b]52;c;" + copied + "\x07" in err.getvalue()
+
+
+def test_history_file_that_cannot_be_written_warns_once() -> None:
+    from llmost_cli.ui.repl import _KeptHistory
+
+    warnings: list[str] = []
+    history = _KeptHistory("/dev/full", warnings.append)
+    history.store_string("one")
+    history.store_string("two")
+    assert len(warnings) == 1 and "kept in memory only" in warnings[0]

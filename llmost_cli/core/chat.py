@@ -43,6 +43,8 @@ class ChatView(TurnView, Protocol):
     def history(self, messages: Sequence[Message]) -> None: ...
     def usage(self, usage: Usage | None, cost: float | None) -> None: ...
     def turn_done(self, result: TurnResult, model: str | None) -> None: ...
+    def compose(self) -> str | None: ...
+    def copy(self, text: str) -> None: ...
 
 
 @dataclass
@@ -188,6 +190,12 @@ class Session:
     def clear(self) -> None:
         """A new, empty conversation; the stored one stays in the store."""
         self.enter(None)
+
+    def last_answer(self) -> str | None:
+        for message in reversed(self.history):
+            if message.role == "assistant" and isinstance(message.content, str):
+                return message.content
+        return None
 
     def switch_model(self, model: str) -> None:
         self.settings = self.settings.with_values(model=model)

@@ -63,6 +63,13 @@ def _model(session: Session, arg: str) -> None:
     if not arg:
         session.view.note(f"model: {session.settings.model or 'the account default'}")
         return
+    from llmost_cli.core import models
+
+    known = models.cached_model_ids(session.settings.base_url)
+    if known and arg not in known:  # the list is cached: an id not in it is a typo, or new
+        close = models.suggestions(arg, known)
+        hint = f"did you mean {', '.join(close)}?" if close else "llmost models --refresh"
+        raise UsageError(f"/model: {arg!r} is not in the model list", hint=hint)
     session.switch_model(arg)
     session.view.note(f"model: {arg}")
 
@@ -179,6 +186,33 @@ def _load(session: Session, arg: str) -> None:
         raise UsageError("usage: /load NAME")
     session.load(arg)
     session.view.note(f"loaded {arg!r}: {len(session.history)} messages")
+
+
+@command("/edit", "", "compose the next message in $VISUAL/$EDITOR (also Ctrl-X Ctrl-E)")
+def _edit(session: Session, arg: str) -> None:
+    text = session.view.compose()
+    if text is None or not text.strip():
+        session.view.note("nothing to send")
+        return
+    session.send(text)
+
+
+@command("/copy", "[N]", "copy the last answer, or its Nth code block, to the clipboard")
+def _copy(session: Session, arg: str) -> None:
+    from llmost_cli.core.ask import extract_block
+
+    answer = session.last_answer()
+    if answer is None:
+        raise UsageError("/copy: there is no answer yet")
+    if arg:
+        if not arg.isdigit() or int(arg) < 1:
+            raise UsageError(f"usage: /copy [N] (N a code block number, got {arg!r})")
+        text = extract_block(answer, int(arg))
+        what = f"code block {arg}"
+    else:
+        text, what = answer, "the last answer"
+    session.view.copy(text)
+    session.view.note(f"copied {what} ({len(text)} characters) to the clipboard")
 
 
 @command("/fork", "[NAME]", "continue in a copy of this conversation (the original stays)")

@@ -35,6 +35,8 @@ def read_lines(
         key_bindings=key_bindings(),
         multiline=False,  # Enter sends; Esc Enter and pastes still give several lines
         prompt_continuation=CONTINUATION,
+        enable_suspend=True,  # Ctrl-Z suspends, as in a shell
+        enable_open_in_editor=True,  # Ctrl-X Ctrl-E: compose in $VISUAL/$EDITOR
         # The prompt belongs on the terminal even when stdout is redirected to a file.
         output=create_output(always_prefer_tty=True),
     )
@@ -63,10 +65,31 @@ def open_history(warn: Callable[[str], None]) -> History:
     try:
         paths.ensure_private_dir(path.parent)
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-        return FileHistory(str(path))
+        return _KeptHistory(str(path), warn)
     except OSError as exc:
         warn(f"cannot use the history file {path}: {exc.strerror}; history is not kept")
         return InMemoryHistory()
+
+
+class _KeptHistory(FileHistory):
+    """The history file; when it cannot be written (disk full), one warning, then memory."""
+
+    def __init__(self, filename: str, warn: Callable[[str], None]) -> None:
+        super().__init__(filename)
+        self._warn = warn
+        self._broken = False
+
+    def store_string(self, string: str) -> None:
+        if self._broken:
+            return
+        try:
+            super().store_string(string)
+        except OSError as exc:
+            self._broken = True
+            self._warn(
+                f"cannot write the history file {self.filename!r}: {exc.strerror}; "
+                "this session's input is kept in memory only"
+            )
 
 
 class SlashCompleter(Completer):

@@ -168,6 +168,25 @@ class ChatScreen(TurnScreen):
     def usage(self, usage: Usage | None, cost: float | None) -> None:
         self.ui.usage(usage, cost)
 
+    def compose(self) -> str | None:
+        """The next message, written in $VISUAL/$EDITOR (None: nothing written)."""
+        from llmost_cli.ui.editor import edit_text
+
+        return edit_text(self.ui)
+
+    def copy(self, text: str) -> None:
+        """To the terminal's clipboard by OSC 52: the one escape sequence llmost writes on
+        purpose, for text the user asked to copy (base64, so nothing in it is interpreted)."""
+        import base64
+
+        from llmost_cli.errors import UsageError
+
+        if not self.ui.err_tty:
+            raise UsageError("/copy needs a terminal (it uses the terminal's clipboard, OSC 52)")
+        data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        self.ui.err.write(f"\x1b]52;c;{data}\x07")
+        self.ui.err.flush()
+
     def turn_done(self, result: TurnResult, model: str | None) -> None:
         self._answered = True
         if self.ui.err_tty and self.ui.out_tty:  # a dim boundary between turns in the REPL
