@@ -38,6 +38,7 @@ class Values:
     words: tuple[str, ...] = ()  # fixed words (enum choices, config keys)
     dynamic: str | None = None  # a KIND of `llmost --complete-values`
     files: bool = False
+    at: bool = False  # files written @path (``-s @prompt.txt``): the value itself is text
 
     def __bool__(self) -> bool:
         return bool(self.words or self.dynamic or self.files)
@@ -53,11 +54,12 @@ OPTION_VALUES: dict[str, Values] = {
     "--profile": Values(dynamic="profiles"),
     "--model": MODELS,
     "--image": FILES,  # a path or an http(s) URL: files are what a shell can offer
-    "--system": FILES,  # text or @path; completing files is the useful half
+    "--system": Values(files=True, at=True),  # text, or @path: offer @files
     "--schema": FILES,
     "--tools": FILES,
     "--file": FILES,  # a path, a directory, - or a URL: files are what a shell can offer
     "--template": Values(dynamic="templates"),
+    "--session": CONVERSATIONS,  # a name to resume (or a new one)
     "--tool": Values(dynamic="tools"),
     "--tool-choice": Values(words=("auto", "none", "required"), dynamic="tools"),
 }
@@ -136,7 +138,7 @@ def _tree_values(param: Any, ctx: Any) -> Values:
 
 
 def _merge(a: Values, b: Values) -> Values:
-    return Values(a.words + b.words, a.dynamic or b.dynamic, a.files or b.files)
+    return Values(a.words + b.words, a.dynamic or b.dynamic, a.files or b.files, a.at or b.at)
 
 
 def read_tree(root: Any | None = None) -> list[Command]:
@@ -303,7 +305,7 @@ _llmost_values() {
         if values.dynamic:
             sets.append(f"dynamic={values.dynamic}")
         if values.files:
-            sets.append("files=1")
+            sets.append("files=@" if values.at else "files=1")
         out.append(f"    {' | '.join(map(_sh_pattern, patterns))})")
         out.append(f"        {' '.join(sets)}")
         out.append("        ;;")
@@ -406,7 +408,12 @@ _llmost() {
             [[ -n $w && $w == "$cur"* ]] && COMPREPLY+=("$opt$w")
         done < <("$prog" --complete-values "$dynamic" "$profile" 2>/dev/null </dev/null)
     fi
-    if [[ -n $files ]]; then
+    if [[ $files == @ ]]; then
+        compopt -o filenames 2>/dev/null
+        while IFS= read -r w; do
+            COMPREPLY+=("$opt@$w")
+        done < <(compgen -f -- "${cur#@}")
+    elif [[ -n $files ]]; then
         compopt -o filenames 2>/dev/null
         while IFS= read -r w; do
             COMPREPLY+=("$opt$w")
@@ -479,7 +486,7 @@ _llmost_values() {
         if values.dynamic:
             sets.append(f"dynamic={values.dynamic}")
         if values.files:
-            sets.append("files=1")
+            sets.append("files=@" if values.at else "files=1")
         out.append(f"    ({'|'.join(map(_sh_pattern, patterns))})")
         out.append(f"      {' '.join(sets)}")
         out.append("      ;;")
@@ -560,7 +567,13 @@ _llmost() {
     found=(${(f)"$(command $prog --complete-values $dynamic $profile 2>/dev/null </dev/null)"})
     (( ${#found} )) && compadd -- $found && ret=0
   fi
-  if [[ -n $files ]]; then
+  if [[ $files == @ ]]; then
+    if compset -P '@'; then
+      _files && ret=0
+    else
+      compadd -S '' -- @ && ret=0
+    fi
+  elif [[ -n $files ]]; then
     _files && ret=0
   fi
   return $ret
@@ -616,7 +629,12 @@ function __llmost_values --argument-names key prog profile cur
                 f"            $prog --complete-values {values.dynamic} $profile"
                 " 2>/dev/null </dev/null"
             )
-        if values.files:
+        if values.files and values.at:
+            out.append(
+                "            __fish_complete_path (string replace -r -- '^@' '' $cur)"
+                " | string replace -r -- '^' '@'"
+            )
+        elif values.files:
             out.append("            __fish_complete_path $cur")
     out.append(
         r"""    end

@@ -250,7 +250,7 @@ _llmost_values() {
         dynamic=models
         ;;
     'ask|-s' | 'ask|--system')
-        files=1
+        files=@
         ;;
     'ask|-i' | 'ask|--image')
         files=1
@@ -273,6 +273,9 @@ _llmost_values() {
     'ask|--tool-choice')
         words='auto none required' dynamic=tools
         ;;
+    'ask|--session')
+        dynamic=conversations
+        ;;
     'ask|-o' | 'ask|--output')
         words='text json'
         ;;
@@ -280,7 +283,7 @@ _llmost_values() {
         dynamic=models
         ;;
     'chat|-s' | 'chat|--system')
-        files=1
+        files=@
         ;;
     'chat|-i' | 'chat|--image')
         files=1
@@ -302,6 +305,9 @@ _llmost_values() {
         ;;
     'chat|--tool-choice')
         words='auto none required' dynamic=tools
+        ;;
+    'chat|--session')
+        dynamic=conversations
         ;;
     'config get|#1|'*)
         words='base_url api_key api_key_cmd model system temperature top_p max_tokens frequency_penalty presence_penalty seed stop timeout retries markdown max_tool_rounds'
@@ -473,7 +479,12 @@ _llmost() {
             [[ -n $w && $w == "$cur"* ]] && COMPREPLY+=("$opt$w")
         done < <("$prog" --complete-values "$dynamic" "$profile" 2>/dev/null </dev/null)
     fi
-    if [[ -n $files ]]; then
+    if [[ $files == @ ]]; then
+        compopt -o filenames 2>/dev/null
+        while IFS= read -r w; do
+            COMPREPLY+=("$opt@$w")
+        done < <(compgen -f -- "${cur#@}")
+    elif [[ -n $files ]]; then
         compopt -o filenames 2>/dev/null
         while IFS= read -r w; do
             COMPREPLY+=("$opt$w")

@@ -165,7 +165,7 @@ function __llmost_values --argument-names key prog profile cur
         case 'ask|-m' 'ask|--model'
             $prog --complete-values models $profile 2>/dev/null </dev/null
         case 'ask|-s' 'ask|--system'
-            __fish_complete_path $cur
+            __fish_complete_path (string replace -r -- '^@' '' $cur) | string replace -r -- '^' '@'
         case 'ask|-i' 'ask|--image'
             __fish_complete_path $cur
         case 'ask|-f' 'ask|--file'
@@ -181,12 +181,14 @@ function __llmost_values --argument-names key prog profile cur
         case 'ask|--tool-choice'
             printf '%s\n' 'auto' 'none' 'required'
             $prog --complete-values tools $profile 2>/dev/null </dev/null
+        case 'ask|--session'
+            $prog --complete-values conversations $profile 2>/dev/null </dev/null
         case 'ask|-o' 'ask|--output'
             printf '%s\n' 'text' 'json'
         case 'chat|-m' 'chat|--model'
             $prog --complete-values models $profile 2>/dev/null </dev/null
         case 'chat|-s' 'chat|--system'
-            __fish_complete_path $cur
+            __fish_complete_path (string replace -r -- '^@' '' $cur) | string replace -r -- '^' '@'
         case 'chat|-i' 'chat|--image'
             __fish_complete_path $cur
         case 'chat|-f' 'chat|--file'
@@ -202,6 +204,8 @@ function __llmost_values --argument-names key prog profile cur
         case 'chat|--tool-choice'
             printf '%s\n' 'auto' 'none' 'required'
             $prog --complete-values tools $profile 2>/dev/null </dev/null
+        case 'chat|--session'
+            $prog --complete-values conversations $profile 2>/dev/null </dev/null
         case 'config get|#1|*'
             printf '%s\n' 'base_url' 'api_key' 'api_key_cmd' 'model' 'system' 'temperature' 'top_p' 'max_tokens' 'frequency_penalty' 'presence_penalty' 'seed' 'stop' 'timeout' 'retries' 'markdown' 'max_tool_rounds'
         case 'config set|#1|*'

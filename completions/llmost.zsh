@@ -325,7 +325,7 @@ _llmost_values() {
       dynamic=models
       ;;
     ('ask|-s'|'ask|--system')
-      files=1
+      files=@
       ;;
     ('ask|-i'|'ask|--image')
       files=1
@@ -348,6 +348,9 @@ _llmost_values() {
     ('ask|--tool-choice')
       vals=('auto' 'none' 'required') dynamic=tools
       ;;
+    ('ask|--session')
+      dynamic=conversations
+      ;;
     ('ask|-o'|'ask|--output')
       vals=('text' 'json')
       ;;
@@ -355,7 +358,7 @@ _llmost_values() {
       dynamic=models
       ;;
     ('chat|-s'|'chat|--system')
-      files=1
+      files=@
       ;;
     ('chat|-i'|'chat|--image')
       files=1
@@ -377,6 +380,9 @@ _llmost_values() {
       ;;
     ('chat|--tool-choice')
       vals=('auto' 'none' 'required') dynamic=tools
+      ;;
+    ('chat|--session')
+      dynamic=conversations
       ;;
     ('config get|#1|'*)
       vals=('base_url' 'api_key' 'api_key_cmd' 'model' 'system' 'temperature' 'top_p' 'max_tokens' 'frequency_penalty' 'presence_penalty' 'seed' 'stop' 'timeout' 'retries' 'markdown' 'max_tool_rounds')
@@ -526,7 +532,13 @@ _llmost() {
     found=(${(f)"$(command $prog --complete-values $dynamic $profile 2>/dev/null </dev/null)"})
     (( ${#found} )) && compadd -- $found && ret=0
   fi
-  if [[ -n $files ]]; then
+  if [[ $files == @ ]]; then
+    if compset -P '@'; then
+      _files && ret=0
+    else
+      compadd -S '' -- @ && ret=0
+    fi
+  elif [[ -n $files ]]; then
     _files && ret=0
   fi
   return $ret

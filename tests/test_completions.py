@@ -304,6 +304,7 @@ def test_bash_completes_conversation_refs(stored: list[str], tmp_path: Path) -> 
     assert bash_complete("llmost conv export --all --format ", tmp_path) == ["json", "markdown"]
     assert bash_complete("llmost conv fork l", tmp_path) == ["last"]
     assert bash_complete("llmost conv rename notes ", tmp_path) == []  # NAME: new text
+    assert bash_complete("llmost chat --session n", tmp_path) == ["notes"]
     assert bash_complete("llmost conv ", tmp_path) == sorted(
         ["list", "show", "search", "export", "import", "rm", "rename", "fork"]
     )
@@ -425,7 +426,9 @@ BASH_CASES = [
     ("llmost models claude --v", ["--vision"]),
     ("llmost models show --", ["--help", "--json"]),
     ("llmost ask -i pic", ["picture.png"]),
-    ("llmost chat --system ./no", ["./notes.txt"]),
+    ("llmost chat --system ./no", ["@./notes.txt"]),  # the text is literal: offer @file
+    ("llmost ask -s @./no", ["@./notes.txt"]),
+    ("llmost ask -s @./pic", ["@./picture.png"]),
     ("llmost ask what is -- -", []),
     ("llmost ask -t ", []),
 ]
