@@ -125,8 +125,17 @@ class Runner:
         )
 
 
-def run_in_process(args: list[str], data: bytes | None, environ: dict[str, str]) -> Result:
-    """``llmost ARGS`` in this process: stdin from ``data`` (None: no stdin), not a terminal."""
+def run_in_process(
+    args: list[str],
+    data: bytes | None,
+    environ: Mapping[str, str],
+    *,
+    stdin_tty: bool = False,
+    stdout_tty: bool = False,
+    stderr_tty: bool = False,
+) -> Result:
+    """``llmost ARGS`` in this process, through an Environment over byte buffers: stdin from
+    ``data``; the streams are terminals only where asked (nothing is drawn for real)."""
     import signal
 
     from llmost_cli.env import Environment
@@ -137,7 +146,10 @@ def run_in_process(args: list[str], data: bytes | None, environ: dict[str, str])
         stdin=io.BytesIO(data or b""),
         stdout=out,
         stderr=err,
-        environ=environ,
+        stdin_isatty=stdin_tty,
+        stdout_isatty=stdout_tty,
+        stderr_isatty=stderr_tty,
+        environ=dict(environ),
     )
     saved_environ = dict(os.environ)
     saved_signals = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}

@@ -10,7 +10,12 @@ import pytest
 from llmost_cli.env import Environment
 from llmost_cli.main import run
 from tests import fakeserver as fs
-from tests.conftest import Runner
+from tests.conftest import TEST_KEY, Runner, run_in_process
+
+
+def served(server: fs.FakeServer) -> dict[str, str]:
+    return dict(os.environ, LLMOST_BASE_URL=server.base_url, LLMOST_API_KEY=TEST_KEY)
+
 
 ANSWER = (
     "Here you go:\n\n```python\nprint('one')\n```\n\nand a second:\n\n"
@@ -38,18 +43,10 @@ def test_reasoning_on_a_terminal_stderr_unless_hidden(
     server: fs.FakeServer, flag: str | None
 ) -> None:
     server.add(fs.completion("42", reasoning="thinking hard"))
-    err, out = io.StringIO(), io.BytesIO()
-    env = Environment(
-        stdin=io.BytesIO(b""),
-        stdout=out,
-        stderr=err,
-        stderr_isatty=True,
-        environ=dict(os.environ, LLMOST_BASE_URL=server.base_url, LLMOST_API_KEY="k-12345678"),
-    )
     args = ["ask", "--no-stream", *([flag] if flag else []), "q"]
-    assert run(args, env) == 0
-    assert out.getvalue() == b"42\n"  # stdout: the answer only
-    assert ("thinking hard" in err.getvalue()) == (flag != "--hide-reasoning")
+    r = run_in_process(args, b"", served(server), stderr_tty=True)
+    assert (r.rc, r.stdout) == (0, "42\n")  # stdout: the answer only
+    assert ("thinking hard" in r.stderr) == (flag != "--hide-reasoning")
 
 
 def test_extract_prints_only_the_first_code_block(llmost: Runner, server: fs.FakeServer) -> None:

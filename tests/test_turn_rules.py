@@ -261,23 +261,16 @@ def test_fork_in_chat_copies_and_leaves_the_original(llmost: Runner, server: fs.
 def test_continue_announces_the_conversation_by_name_or_first_words(
     server: fs.FakeServer,
 ) -> None:
-    import io
     import os
 
-    from llmost_cli.env import Environment
-    from llmost_cli.main import run
+    from tests.conftest import TEST_KEY, run_in_process
+
+    environ = dict(os.environ, LLMOST_BASE_URL=server.base_url, LLMOST_API_KEY=TEST_KEY)
 
     def ask(*args: str) -> str:
-        err = io.StringIO()
-        env = Environment(
-            stdin=io.BytesIO(b""),
-            stdout=io.BytesIO(),
-            stderr=err,
-            stderr_isatty=True,
-            environ=dict(os.environ, LLMOST_BASE_URL=server.base_url, LLMOST_API_KEY="k-12345678"),
-        )
-        assert run(list(args), env) == 0, err.getvalue()
-        return err.getvalue()
+        r = run_in_process(list(args), b"", environ, stderr_tty=True)
+        assert r.rc == 0, r
+        return r.stderr
 
     ask("ask", "How do I rebase onto main without losing work?")
     assert "continuing “How do I rebase onto main without losing work?”" in ask("ask", "-c", "x")
