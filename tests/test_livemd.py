@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pyte
 import pytest
-import rich.markdown
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it.parser_block import ParserBlock
@@ -30,6 +29,8 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from llmost_cli.ui.livemd import BlockSplitter, LiveMarkdown, Spinner
+from llmost_cli.ui import mdrender
+from llmost_cli.ui.mdrender import print_markdown
 
 CORPUS = sorted((Path(__file__).parent / "data" / "md_corpus").glob("*.md"))
 WIDTH, HEIGHT = 80, 24
@@ -62,7 +63,7 @@ def output(console: Console) -> str:
 
 def whole_render(text: str, *, terminal: bool = True) -> str:
     console = make_console(terminal=terminal)
-    console.print(Markdown(text))
+    print_markdown(console, text)
     return output(console)
 
 
@@ -154,7 +155,8 @@ def test_a_list_is_committed_whole_once_it_is_finished() -> None:
     items = "".join(f"{n}. item {n}\n\n   more about {n}\n\n" for n in range(1, 16))
     splitter = BlockSplitter()
     assert splitter.feed("Steps:\n\n" + items) == ["Steps:\n\n"]
-    assert splitter.feed("- a bullet list is another list\n") == [items]
+    # one chunk per top-level block ("   more about 10" is a paragraph after "10. item 10")
+    assert "".join(splitter.feed("- a bullet list is another list\n")) == items
 
 
 def test_tables_setext_headings_and_html_are_not_cut() -> None:
@@ -340,7 +342,7 @@ def test_not_a_terminal_gets_no_control_codes() -> None:
     data = output(console)
     assert "\x1b" not in data
     reference = Console(file=io.StringIO(), width=WIDTH)
-    reference.print(Markdown(text))
+    print_markdown(reference, text)
     assert data == output(reference)
 
 
@@ -363,12 +365,12 @@ class MarkdownSpy:
         self.sizes: list[int] = []
         sizes = self.sizes
 
-        class Counting(Markdown):
+        class Counting(mdrender.AnswerMarkdown):
             def __init__(self, markup: str, *args: object, **kwargs: object) -> None:
                 sizes.append(len(markup))
                 super().__init__(markup, *args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(rich.markdown, "Markdown", Counting)
+        monkeypatch.setattr(mdrender, "AnswerMarkdown", Counting)
 
 
 def test_render_cost_is_linear_even_with_a_frame_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -390,6 +392,23 @@ def test_render_cost_is_linear_even_with_a_frame_per_chunk(monkeypatch: pytest.M
 
 def test_frames_of_a_long_block_render_a_bounded_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = MarkdownSpy(monkeypatch)
+    items = "".join(f"- item {n}\n  more about item {n}\n" for n in range(600))
+    console = make_console()
+    clock = FakeClock()
+    live = LiveMarkdown(console, clock=clock, auto_refresh=False)
+    for chunk in chunked(items, "random"):
+        live.feed(chunk)
+        clock.now += 1.0
+    assert len(spy.sizes) > 300
+    assert max(spy.sizes) < 40 * (HEIGHT + 3)
+    live.finish()
+    assert spy.sizes[-1] >= len(items)
+
+
+def test_a_code_block_streams_line_by_line_without_rendering_markdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = MarkdownSpy(monkeypatch)
     code = "```python\n" + "".join(f"value_{n} = compute({n})\n" for n in range(600))
     console = make_console()
     clock = FakeClock()
@@ -397,10 +416,13 @@ def test_frames_of_a_long_block_render_a_bounded_suffix(monkeypatch: pytest.Monk
     for chunk in chunked(code, "random"):
         live.feed(chunk)
         clock.now += 1.0
-    assert len(spy.sizes) > 300
-    assert max(spy.sizes) < 40 * (HEIGHT + 3)
+        # every complete line is printed for good; the live region holds the incomplete one
+        assert live._height <= 1
+    assert spy.sizes == []  # no frame re-renders the block
     live.finish()
-    assert spy.sizes[-1] >= len(code)
+    assert spy.sizes in ([], [0])
+    lines, _ = screen(output(console))
+    assert lines == screen(whole_render(code + "```\n"))[0]
 
 
 def test_frames_are_rate_limited_by_time_not_by_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
