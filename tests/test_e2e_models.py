@@ -311,7 +311,7 @@ def test_terminal_detail_and_bare_models(server: fs.FakeServer) -> None:
     assert "2.5 per 1M" in shown and "flagship multimodal" in shown
     server.models = [{"id": "llama3"}]
     bare = spawn(["models", "--refresh"], 100, env)
-    assert bare.splitlines()[3].split() == ["llama3", "-", "-", "-", "-"]
+    assert bare.splitlines()[2].split() == ["llama3", "-", "-", "-", "-"]  # header, rule, row
 
 
 def test_ask_usage_and_json_show_cost(llmost: Runner, server: fs.FakeServer) -> None:

@@ -33,6 +33,17 @@ class _ListByDefault(TyperGroup):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """``llmost models --help`` lists what ``llmost models [SEARCH]...`` takes: the
+        arguments and options of ``list`` (the group's own option is only --help), then the
+        commands."""
+        listing = self.commands.get(self.default_command)
+        if listing is None:
+            super().format_options(ctx, formatter)
+            return
+        listing.format_options(type(ctx)(listing, parent=ctx, info_name="list"), formatter)
+        self.format_commands(ctx, formatter)
+
 
 MODELS_HELP = """List the server's models, or show one in full.
 
@@ -63,7 +74,9 @@ Examples:
 
 SHOW_HELP = """Show every field of one model, with prices per token and per million tokens.
 
-An unknown MODEL_ID is an error (exit 2) that suggests close ids.
+MODEL_ID is an id, or a part of one that only one id contains ('gemma'). An unknown
+MODEL_ID is an error (exit 2) that suggests close ids; one that several ids contain is an
+error (exit 2) that lists them.
 
 \b
 Examples:

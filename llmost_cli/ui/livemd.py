@@ -25,6 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -728,7 +729,11 @@ class LiveMarkdown:
 
 
 class Spinner:
-    """A one-line spinner on a terminal (stderr) until the first token; no trace once stopped."""
+    """A one-line spinner on a terminal (stderr) until the first token; no trace once stopped.
+
+    ``paused()`` wraps other writes to the same terminal (a retry note, a warning): the
+    spinner's line is cleared first and drawn again on the next tick.
+    """
 
     _FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
     _ASCII_FRAMES = "|/-\\"
@@ -736,10 +741,11 @@ class Spinner:
     def __init__(self, console: Console, text: str = "waiting for the model…") -> None:
         self._console = console
         self._text = text
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drawn = False
+        self._drawn = False  # the spinner's line is on the screen
+        self._hidden = False  # the cursor is hidden
         self.interval = 0.08
 
     def start(self) -> None:
@@ -758,15 +764,26 @@ class Spinner:
         thread.join(timeout=2.0)
         self._thread = None
         with self._lock:
-            if self._drawn:
-                from rich.control import Control
-                from rich.segment import ControlType
-
-                self._drawn = False
-                self._console.control(
-                    Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
-                )
+            self._clear()
+            if self._hidden:
+                self._hidden = False
                 self._console.show_cursor(True)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            self._clear()
+            yield
+
+    def _clear(self) -> None:
+        if self._drawn:
+            from rich.control import Control
+            from rich.segment import ControlType
+
+            self._drawn = False
+            self._console.control(
+                Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
+            )
 
     def _run(self) -> None:
         from rich.control import Control
@@ -786,9 +803,10 @@ class Spinner:
             with self._lock:
                 if self._stop.is_set():
                     return
-                if not self._drawn:
+                if not self._hidden:
                     console.show_cursor(False)
-                    self._drawn = True
+                    self._hidden = True
+                self._drawn = True
                 clear = Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
                 try:
                     console.print(clear, line, sep="", end="", crop=False, soft_wrap=True)
