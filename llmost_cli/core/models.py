@@ -464,8 +464,11 @@ def estimate(usage: Usage, model: Mapping[str, Any] | None) -> Decimal | None:
     not modelled: the server's own ``usage.cost`` is preferred wherever it is sent."""
     if model is None:
         return None
-    prompt = _part(usage.prompt_tokens, price(model, "prompt"))
-    completion = _part(usage.completion_tokens, price(model, "completion"))
+    prompt_price, completion_price = price(model, "prompt"), price(model, "completion")
+    if prompt_price is None and completion_price is None:
+        return None  # no price at all: unknown, never "$0" (even for zero tokens)
+    prompt = _part(usage.prompt_tokens, prompt_price)
+    completion = _part(usage.completion_tokens, completion_price)
     if prompt is None or completion is None:
         return None
     return prompt + completion + (price(model, "request") or Decimal(0))
