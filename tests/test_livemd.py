@@ -26,10 +26,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it.parser_block import ParserBlock
 from rich.console import Console
-from rich.markdown import Markdown
 
-from llmost_cli.ui.livemd import BlockSplitter, LiveMarkdown, Spinner
 from llmost_cli.ui import mdrender
+from llmost_cli.ui.livemd import BlockSplitter, LiveMarkdown, Spinner
 from llmost_cli.ui.mdrender import print_markdown
 
 CORPUS = sorted((Path(__file__).parent / "data" / "md_corpus").glob("*.md"))
