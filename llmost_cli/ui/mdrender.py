@@ -380,40 +380,27 @@ def _background(style: Style | None) -> bool:
 def tidy(line: Row, width: int, fill: bool) -> Row:
     """A rendered line without trailing spaces.
 
-    Spaces without a background colour are dropped. When the line reaches the right edge in a
-    background colour (a code block), those spaces become "erase to end of line" in that
-    colour: the same look, nothing to copy. ``fill`` is False when colours are off.
+    Trailing spaces are dropped. When the line ended in spaces of a background colour (a code
+    block, padded to its width), the colour is drawn to the edge by "erase to end of line"
+    instead: the same look, nothing to copy. ``fill`` is False when colours are off.
     """
-    line = list(line)
-    stripped = False
+    end = len(line)
+    while end and line[end - 1].control:
+        end -= 1
+    if not end or not line[end - 1].text.endswith(" "):
+        return line
+    last = line[end - 1]
+    fill_style = last.style if fill and _background(last.style) else None
+    line = line[:end]
     while line:
         segment = line[-1]
-        if segment.control or (fill and _background(segment.style)):
-            break
-        text = segment.text.rstrip(" ")
-        if text:
-            if len(text) != len(segment.text):
-                line[-1] = segment._replace(text=text)
-                stripped = True
-            break
-        line.pop()
-        stripped = True
-    if stripped or not fill or not line or line[-1].control:
-        return line
-    style = line[-1].style
-    if not line[-1].text.endswith(" ") or Segment.get_line_length(line) < width:
-        return line
-    bgcolor = style.bgcolor if style else None
-    while line and not line[-1].control:
-        segment = line[-1]
-        if segment.style is None or segment.style.bgcolor != bgcolor:
-            break
         text = segment.text.rstrip(" ")
         if text:
             line[-1] = segment._replace(text=text)
             break
         line.pop()
-    line.append(Segment("\x1b[K", style, ((ControlType.ERASE_IN_LINE, 0),)))
+    if fill_style is not None:
+        line.append(Segment("\x1b[K", fill_style, ((ControlType.ERASE_IN_LINE, 0),)))
     return line
 
 
