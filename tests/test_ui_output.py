@@ -29,7 +29,7 @@ HOSTILE = "A\x1b]52;c;cm0gLXJmIH4=\x07B\x1b]0;pwned\x07C\x1b[2J\x1b[31mD\x9b1mE\
 SHOWN = "A␛]52;c;cm0gLXJmIH4=␇B␛]0;pwned␇C␛[2J␛[31mD\\x9b1mE\\u202eF␍G␈H"
 MARKUP = "evil[/bold]model[link=https://x]y[/link]"
 # the terminal's own sequences (rich's styles and cursor moves); anything else is a leak
-OURS = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?25[lh]|\x1b\[[0-9]*[AK]|\x1b\[2K|\r(?=\x1b\[2K)")
+OURS = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?25[lh]|\x1b\[[0-9]*[ACK]|\x1b\[2K|\r(?=\x1b\[2K)")
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ Instead the group routes any first word that is not a subcommand (or help) to ``
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -129,6 +130,7 @@ def list_cmd(
 
     settings, fetch, state = _context(ctx)
     listing = models.load(settings, refresh=refresh, log=services.debug_log(state), fetcher=fetch)
+    gc.freeze()  # a long list lives until exit: the cyclic GC need not scan it again and again
     words = " ".join(search or [])
     chosen = models.select(listing.models, words, vision=vision, tools=tools)
     ui = state.ui

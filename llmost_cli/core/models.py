@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,11 @@ def parse_price(value: Any) -> Decimal | None:
         value = str(value)
     if not isinstance(value, str):
         return None
+    return _parse_price_text(value)
+
+
+@lru_cache(maxsize=4096)  # a long model list repeats a few prices many times
+def _parse_price_text(value: str) -> Decimal | None:
     try:
         price = Decimal(value.strip())
     except InvalidOperation:
@@ -81,6 +87,7 @@ def per_million(value: Decimal | None) -> Decimal | None:
     return None if value is None else value * MILLION
 
 
+@lru_cache(maxsize=4096)
 def format_decimal(value: Decimal | None) -> str:
     """Plain notation without trailing zeros (2.5, 10, 0.075); "-" when unknown."""
     if value is None:

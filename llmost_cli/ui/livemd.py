@@ -378,8 +378,17 @@ class _Fence:
         self.ended = False  # the splitter committed the block; its end is pending
 
     def code(self, line: str) -> str:
+        """A line of code as markdown-it gives it to the renderer, escaped."""
         line = line[:-1] if line.endswith("\n") else line
         return escape(_dedent(line.replace("\0", "\ufffd"), self.indent))
+
+    def code_lines(self, lines: list[str]) -> list[str]:
+        """``code`` of complete lines, escaped in one pass."""
+        block = escape("".join(lines).replace("\0", "\ufffd")).split("\n")
+        block.pop()  # after the last newline
+        if self.indent:
+            block = [_dedent(line, self.indent) for line in block]
+        return block
 
 
 def _split_lines(text: str) -> list[str]:
@@ -595,14 +604,14 @@ class LiveMarkdown:
             if self._new_line:
                 out.append(Segment.line())
             self._new_line = True  # what a code block leaves, once it is over
-            out += self._rows([fence.painter.blank()])
+            out += self._rows([fence.painter.blank()], tidied=True)
         first = start + 1 + fence.done
         if end > first:
             rows: list[list[Segment]] = []
-            for line in lines[first:end]:
-                rows += fence.painter.rows(fence.code(line))
+            for line in fence.code_lines(lines[first:end]):
+                rows += fence.painter.rows(line)
             fence.done += end - first
-            out += self._rows(rows)
+            out += self._rows(rows, tidied=True)
         return out
 
     def _end_fence(self, end: _FenceEnd) -> list[Segment]:
@@ -624,7 +633,7 @@ class LiveMarkdown:
         rows.append(fence.painter.blank())
         self._fence = None
         self._new_line = True
-        out = self._rows(rows)
+        out = self._rows(rows, tidied=True)
         if "".join(after).strip():
             out += self._render_final("".join(after))
         return out
@@ -632,9 +641,10 @@ class LiveMarkdown:
     def _painter(self, info: str) -> CodePainter:
         from llmost_cli.ui.mdrender import CodePainter, lexer_name
 
-        return CodePainter(lexer_name(info), self._code_theme, self._console.width)
+        return CodePainter(lexer_name(info), self._code_theme, self._console.width, fill=self._fill)
 
-    def _rows(self, rows: list[list[Segment]]) -> list[Segment]:
+    def _rows(self, rows: list[list[Segment]], *, tidied: bool = False) -> list[Segment]:
+        """Rows as printed lines (a code painter's rows are tidy already)."""
         from rich.segment import Segment
 
         from llmost_cli.ui.mdrender import tidy
@@ -642,7 +652,7 @@ class LiveMarkdown:
         width, fill, new_line = self._console.width, self._fill, Segment.line()
         out: list[Segment] = []
         for row in rows:
-            out += tidy(row, width, fill)
+            out += row if tidied else tidy(row, width, fill)
             out.append(new_line)
         return out
 

@@ -43,8 +43,9 @@ __all__ = [
     "tidy",
 ]
 
-HIGHLIGHT_LIMIT = 64_000  # characters of one code block that are syntax-highlighted
+HIGHLIGHT_LIMIT = 32_000  # characters of one code block that are syntax-highlighted
 TAB_SIZE = 4  # as rich's Syntax
+ERASE = "\x1b[K"  # erase to the end of the line (in the current background colour)
 Row = list[Segment]
 
 
@@ -122,7 +123,7 @@ class CodeBlock(TextElement):
         self.code.append(text if isinstance(text, str) else text.plain)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        painter = CodePainter(self.lexer, self.theme, options.max_width)
+        painter = CodePainter(self.lexer, self.theme, options.max_width, fill=can_fill(console))
         new_line = Segment.line()
         for row in painter.block(code_lines("".join(self.code))):
             yield from row
@@ -278,17 +279,26 @@ def _transition(statestack: list[str], new_state: Any) -> None:
 
 class CodePainter:
     """The rows of a code block, one source line at a time, like rich's ``Syntax`` with
-    ``padding=1``: a blank row above and below, one column left and right, the theme's
-    background. Long lines are folded at the width, never cut. Each row is exactly
-    ``width`` cells (``tidy`` then drops the padding)."""
+    ``padding=1``: a blank row above and below, one column on the left, the theme's
+    background. Long lines are folded at the width, never cut.
 
-    def __init__(self, lexer: str, theme: str, width: int) -> None:
+    Rows come out already as ``tidy`` leaves them (``tidy`` does nothing to them): no trailing
+    spaces, and with colours on, the background drawn to the edge by "erase to end of line".
+    """
+
+    def __init__(self, lexer: str, theme: str, width: int, *, fill: bool = True) -> None:
+        from pygments.token import Text
+
         self._theme = _theme(theme)
         self.base = self._theme.get_background_style()
         self._styles: dict[Any, Style] = {}
         self.lexer = LineLexer(lexer)
         self.width = max(width, 3)
-        self.budget = HIGHLIGHT_LIMIT
+        self.fill = fill
+        self.budget = HIGHLIGHT_LIMIT if self.lexer.lexer is not None else 0
+        self._plain = self._style(Text)
+        self._pad = Segment(" ", self.base)
+        self._erase = Segment(ERASE, self.base, ((ControlType.ERASE_IN_LINE, 0),))
 
     def copy(self) -> CodePainter:
         other = object.__new__(CodePainter)
@@ -303,7 +313,7 @@ class CodePainter:
         yield self.blank()
 
     def blank(self) -> Row:
-        return [Segment(" " * self.width, self.base)]
+        return [self._erase] if self.fill else []
 
     def _style(self, kind: Any) -> Style:
         style = self._styles.get(kind)
@@ -312,26 +322,31 @@ class CodePainter:
         return style
 
     def rows(self, line: str) -> list[Row]:
-        from pygments.token import Text
-
         if "\t" in line:
             line = line.expandtabs(TAB_SIZE)
         if 0 < len(line) <= self.budget:
             self.budget -= len(line) + 1
-            tokens = self.lexer.tokens(line)
-        else:  # over the budget: this line and every later one are plain
+            style = self._style
+            segments = [
+                Segment(text, style(kind)) for kind, text in self.lexer.tokens(line) if text
+            ]
+        else:  # no lexer, or over the budget: this line and every later one are plain
             self.budget = 0 if line else self.budget
-            tokens = [(Text, line)]
-        style = self._style
-        segments = [Segment(text, style(kind)) for kind, text in tokens if text]
-        inner = self.width - 2
-        if cell_len(line) <= inner:
-            return [self._row(segments, cell_len(line))]
-        return [self._row(part, used) for part, used in _fold(segments, inner)]
+            segments = [Segment(line, self._plain)] if line else []
+        if (len(line) if line.isascii() else cell_len(line)) <= self.width - 2:
+            return [self._row(segments)]
+        return [self._row(part) for part, _ in _fold(segments, self.width - 2)]
 
-    def _row(self, segments: list[Segment], used: int) -> Row:
-        base = self.base
-        return [Segment(" ", base), *segments, Segment(" " * (self.width - 1 - used), base)]
+    def _row(self, segments: list[Segment]) -> Row:
+        while segments and segments[-1].text.endswith(" "):
+            text = segments[-1].text.rstrip(" ")
+            if text:
+                segments[-1] = segments[-1]._replace(text=text)
+            else:
+                segments.pop()
+        if not segments:
+            return self.blank()
+        return [self._pad, *segments, self._erase] if self.fill else [self._pad, *segments]
 
 
 def _fold(segments: list[Segment], width: int) -> Iterator[tuple[list[Segment], int]]:
@@ -377,31 +392,62 @@ def _background(style: Style | None) -> bool:
     return bool(style and style.bgcolor and not style.bgcolor.is_default)
 
 
+def _is_erase(segment: Segment) -> bool:
+    return bool(segment.control) and segment.text == ERASE
+
+
 def tidy(line: Row, width: int, fill: bool) -> Row:
     """A rendered line without trailing spaces.
 
-    Trailing spaces are dropped. When the line ended in spaces of a background colour (a code
-    block, padded to its width), the colour is drawn to the edge by "erase to end of line"
-    instead: the same look, nothing to copy. ``fill`` is False when colours are off.
+    Trailing spaces are dropped. When the line ends in spaces of a background colour (a code
+    block padded to its width) or holds "erase to end of line" after its text (a code
+    painter's row, perhaps indented and padded by a list), the colour is drawn by erasing to
+    the end of the line from the column where it began; spaces before that column (a list's
+    indentation) become a cursor movement, not characters. The same look, nothing to copy.
+    ``fill`` is False when colours are off.
     """
-    end = len(line)
-    while end and line[end - 1].control:
-        end -= 1
-    if not end or not line[end - 1].text.endswith(" "):
-        return line
-    last = line[end - 1]
-    fill_style = last.style if fill and _background(last.style) else None
-    line = line[:end]
-    while line:
-        segment = line[-1]
+    last = len(line) - 1
+    while last >= 0 and line[last].control:
+        last -= 1
+    if last < 0 or not line[last].text.endswith(" "):
+        return line  # nothing to strip (a code painter's row is always so)
+    fill_style: Style | None = None
+    column = used = 0
+    for segment in line:  # the last "erase to end of line" and the column it starts at
+        if segment.control:
+            if _is_erase(segment):
+                fill_style, column = segment.style, used
+        else:
+            used += segment.cell_length
+    if fill_style is None and fill and _background(line[last].style):
+        fill_style = line[last].style
+        bgcolor = fill_style.bgcolor if fill_style else None
+        column = used
+        for segment in reversed(line[: last + 1]):  # where the background's spaces begin
+            if segment.style is None or segment.style.bgcolor != bgcolor:
+                break
+            text = segment.text.rstrip(" ")
+            column -= len(segment.text) - len(text)
+            if text:
+                break
+    out = line[: last + 1]
+    while out:
+        segment = out[-1]
+        if segment.control:
+            out.pop()
+            continue
         text = segment.text.rstrip(" ")
         if text:
-            line[-1] = segment._replace(text=text)
+            out[-1] = segment._replace(text=text)
             break
-        line.pop()
+        out.pop()
     if fill_style is not None:
-        line.append(Segment("\x1b[K", fill_style, ((ControlType.ERASE_IN_LINE, 0),)))
-    return line
+        used = sum(segment.cell_length for segment in out)
+        if column > used:
+            move = column - used
+            out.append(Segment(f"\x1b[{move}C", None, ((ControlType.CURSOR_FORWARD, move),)))
+        out.append(Segment(ERASE, fill_style, ((ControlType.ERASE_IN_LINE, 0),)))
+    return out
 
 
 def can_fill(console: Console) -> bool:

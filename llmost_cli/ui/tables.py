@@ -15,7 +15,7 @@ spaces.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -34,9 +34,10 @@ PLAIN_WIDTH = 80
 GAP = "  "  # between columns
 MIN_ID_WIDTH = 12
 
-# A cell: its text and a style name ("" for none); the id column is left-aligned, the numbers
-# right-aligned, the input modalities (last) left-aligned and never padded.
-Cell = tuple[str, str]
+# A cell: its text, a style name ("" for none) and its width in cells; the id column is
+# left-aligned, the numbers right-aligned, the input modalities (last) left-aligned and never
+# padded.
+Cell = tuple[str, str, int]
 
 
 def models_table(ui: UI, rows: Sequence[Summary]) -> None:
@@ -44,44 +45,49 @@ def models_table(ui: UI, rows: Sequence[Summary]) -> None:
     if not ui.out_tty:
         ui.write("".join("\t".join(row.cells()) + "\n" for row in rows))
         return
+    from rich.cells import cell_len
+
     console = ui.console("out")
-    table = [_cells(row) for row in rows]
+    table = [_cells(row, cell_len) for row in rows]
     console.print(_Lines(list(_table_lines(console, table, len(rows)))), crop=False)
 
 
-def _cells(row: Summary) -> list[Cell]:
+def _cells(row: Summary, cell_len: Callable[[str], int]) -> list[Cell]:
+    model_id = escape(row.id)
+    inputs = escape(", ".join(row.input_modalities)) if row.input_modalities else ""
     return [
-        (escape(row.id), ""),
-        ("-", "dim") if row.context_length is None else (f"{row.context_length:,}", ""),
+        (model_id, "", len(model_id) if model_id.isascii() else cell_len(model_id)),
+        _DASH if row.context_length is None else _plain(f"{row.context_length:,}"),
         _money(row.prompt_per_m),
         _money(row.completion_per_m),
-        (escape(", ".join(row.input_modalities)), "") if row.input_modalities else ("-", "dim"),
+        (inputs, "", len(inputs) if inputs.isascii() else cell_len(inputs)) if inputs else _DASH,
     ]
+
+
+def _plain(text: str) -> Cell:
+    return (text, "", len(text))
+
+
+_DASH: Cell = ("-", "dim", 1)
+_FREE: Cell = ("free", "green", 4)
 
 
 def _money(value: Decimal | None) -> Cell:
     if value is None:
-        return ("-", "dim")
+        return _DASH
     if value == 0:
-        return ("free", "green")
-    return (format_decimal(value), "")
+        return _FREE
+    return _plain(format_decimal(value))
 
 
 def _table_lines(console: Console, table: list[list[Cell]], count: int) -> Iterator[Segment]:
     from rich.cells import cell_len, chop_cells
     from rich.segment import Segment
 
-    def _width(text: str) -> int:
-        return len(text) if text.isascii() else cell_len(text)
-
     width = console.width
     columns = len(HEADERS)
-    widths = [len(h) for h in HEADERS]
-    for cells in table:
-        for index, (text, _) in enumerate(cells):
-            size = _width(text)
-            if size > widths[index]:
-                widths[index] = size
+    widths = [max((cells[index][2] for cells in table), default=0) for index in range(columns)]
+    widths = [max(size, len(header)) for size, header in zip(widths, HEADERS, strict=True)]
     if sum(widths) + len(GAP) * (columns - 1) > width:
         columns = 4  # a narrow terminal: the input column goes first, the id matters more
     widths = widths[:columns]
@@ -94,21 +100,21 @@ def _table_lines(console: Console, table: list[list[Cell]], count: int) -> Itera
 
     def row(cells: list[Cell]) -> Iterator[Segment]:
         """One table row; plain text runs are merged into one segment (a row is few)."""
-        first, name = cells[0]
+        first, name, size = cells[0]
         id_style = styles[name]
-        pieces = [first] if _width(first) <= widths[0] else chop_cells(first, widths[0])
+        pieces = [first] if size <= widths[0] else chop_cells(first, widths[0])
         plain: list[str] = []
         if id_style is None:
             plain.append(pieces[0])
         else:
             yield Segment(pieces[0], id_style)
-        pad = widths[0] - _width(pieces[0])
+        pad = widths[0] - (size if len(pieces) == 1 else cell_len(pieces[0]))
         for index in range(1, columns):
-            text, name = cells[index]
+            text, name, size = cells[index]
             if index == 4:  # the input column: left-aligned, nothing after it
                 plain.append(" " * pad + GAP)
             else:
-                plain.append(" " * (pad + len(GAP) + widths[index] - _width(text)))
+                plain.append(" " * (pad + len(GAP) + widths[index] - size))
             pad = 0
             cell_style = styles[name]
             if cell_style is None:
@@ -123,7 +129,7 @@ def _table_lines(console: Console, table: list[list[Cell]], count: int) -> Itera
             yield Segment(piece, id_style)
             yield new_line
 
-    yield from row([(header, "bold") for header in HEADERS])
+    yield from row([(header, "bold", len(header)) for header in HEADERS])
     yield Segment("─" * min(sum(widths) + len(GAP) * (columns - 1), width))
     yield new_line
     for cells in table:
