@@ -311,7 +311,7 @@ def test_terminal_detail_and_bare_models(server: fs.FakeServer) -> None:
     assert "2.5 per 1M" in shown and "flagship multimodal" in shown
     server.models = [{"id": "llama3"}]
     bare = spawn(["models", "--refresh"], 100, env)
-    assert bare.splitlines()[3].split() == ["llama3", "-", "-", "-", "-"]
+    assert bare.splitlines()[2].split() == ["llama3", "-", "-", "-", "-"]  # header, rule, row
 
 
 def test_ask_usage_and_json_show_cost(llmost: Runner, server: fs.FakeServer) -> None:
@@ -332,3 +332,81 @@ def test_ask_usage_and_json_show_cost(llmost: Runner, server: fs.FakeServer) -> 
     assert out.json["cost"] is None  # "-1": price varies
     models_requests = [r for r in server.requests if r.path.endswith("/models")]
     assert len(models_requests) == 1
+
+
+# --- hostile or odd model lists ---------------------------------------------------------------
+
+EVIL = [
+    {"id": "evil[/bold]model", "name": "[link=https://x]n[/link]"},
+    {"id": "acme/\x1b]0;pwned\x07title", "description": "\x1b]52;c;cm0=\x07 \u202eboom"},
+    {"id": "acme/[/]"},
+]
+
+
+@pytest.mark.pty
+def test_terminal_table_of_hostile_ids(server: fs.FakeServer) -> None:
+    server.models = EVIL
+    env = {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
+    shown = spawn(["models"], 100, env)
+    assert "evil[/bold]model" in shown and "acme/[/]" in shown
+    assert "acme/␛]0;pwned␇title" in shown
+    assert "\x1b]" not in shown and "\x07" not in shown
+    detail = spawn(["models", "show", "acme/\x1b]0;pwned\x07title"], 80, env)
+    assert "␛]52;c;cm0=␇ \\u202eboom" in detail and "\x1b]" not in detail
+
+
+def test_piped_table_of_hostile_ids_is_as_received(llmost: Runner, server: fs.FakeServer) -> None:
+    server.models = EVIL
+    r = llmost("models")
+    assert r.rc == 0
+    assert r.stdout_bytes.split(b"\t")[0] == b"acme/\x1b]0;pwned\x07title"
+
+
+@pytest.mark.parametrize(
+    ("created", "shown"),
+    [(1e20, "1e+20"), (-5, "-5"), ("last tuesday", "last tuesday"), (10**30, str(10**30))],
+)
+def test_show_an_odd_created_value_raw(
+    llmost: Runner, server: fs.FakeServer, created: object, shown: str
+) -> None:
+    server.models = [{"id": "odd/model", "created": created}]
+    r = llmost("models", "show", "odd/model")
+    assert (r.rc, r.stderr) == (0, "")
+    assert f"created  {shown}" in r.stdout
+
+
+def test_show_nan_created_does_not_crash(llmost: Runner, server: fs.FakeServer) -> None:
+    server.add(
+        fs.raw_response(
+            200,
+            b'{"data": [{"id": "odd/nan", "created": NaN}]}',
+            content_type="application/json",
+        ),
+        path=fs.MODELS_PATH,
+    )
+    r = llmost("models", "show", "odd/nan")
+    assert (r.rc, r.stdout, r.stderr) == (0, "id       odd/nan\ncreated  nan\n", "")
+
+
+def test_show_by_a_unique_part_of_an_id(llmost: Runner, server: fs.FakeServer) -> None:
+    server.models.append({"id": "google/gemma-3-27b-it", "name": "Gemma 3 27B"})
+    r = llmost("models", "show", "gemma")
+    assert (r.rc, r.stderr) == (0, "")
+    assert lines(r.stdout)[0].split() == ["id", "google/gemma-3-27b-it"]
+    assert llmost("models", "show", "GPT-4O", "--json").json["id"] == "openai/gpt-4o"
+
+
+def test_show_an_ambiguous_part_lists_the_candidates(llmost: Runner) -> None:
+    r = llmost("models", "show", "mi")
+    assert (r.rc, r.stdout) == (2, "")
+    assert r.stderr.startswith("llmost: error: 'mi' matches 2 models")
+    assert "google/gemini-2.5-pro, mistralai/mistral-small" in r.stderr
+    assert len(r.stderr.splitlines()) == 1
+
+
+def test_models_help_lists_the_list_options(llmost: Runner, server: fs.FakeServer) -> None:
+    r = llmost("models", "--help")
+    assert r.rc == 0
+    for word in ("SEARCH", "--json", "--refresh", "--vision", "--tools", "show", "list"):
+        assert word in r.stdout, word
+    assert model_requests(server) == []

@@ -185,3 +185,134 @@ def test_resize_during_streaming(server: fs.FakeServer, children: list[Any]) -> 
     _, term = screen(data)
     assert not term.cursor.hidden
     assert "Последняя строка, по-русски." in data
+
+
+# --- the server never drives the terminal; answers read well ---------------------------------
+
+HOSTILE = (
+    "A\x1b]52;c;cm0gLXJmIH4=\x07B\x1b]0;pwned\x07C\x1b[2J\x1b[31mD\x9b1mE\u202eF\x08G"
+    "\x1b]8;;https://evil.example\x1b\\H"
+)
+SHOWN = "A␛]52;c;cm0gLXJmIH4=␇B␛]0;pwned␇C␛[2J␛[31mD\\x9b1mE\\u202eF␈G␛]8;;https://evil.example␛\\H"
+HOSTILE_ANSWER = f"Intro {HOSTILE}\n\n```\n{HOSTILE}\n```\n\nEnd `{HOSTILE}`.\n"
+
+
+def no_trailing_spaces(data: str) -> None:
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", data.replace("\x1b[1A", "\n"))
+    assert [line for line in plain.replace("\r", "").split("\n") if line.endswith(" ")] == []
+
+
+@pytest.mark.parametrize("markdown", [True, False], ids=["markdown", "--no-markdown"])
+def test_a_hostile_answer_is_shown_escaped_on_the_terminal(
+    server: fs.FakeServer, children: list[Any], markdown: bool
+) -> None:
+    server.add(
+        fs.stream_text(fs.split_text(HOSTILE_ANSWER, 3), reasoning=[f"think {HOSTILE}", "\n"])
+    )
+    child = spawn(server, *([] if markdown else ["--no-markdown"]), "hi")
+    children.append(child)
+    rc, data = finish(child)
+    assert rc == 0
+    assert "\x1b]" not in data and "\x9b" not in data and "\u202e" not in data
+    assert "\x1b[2J" not in data and "\x1b[31m" not in data
+    lines, term = screen(data)
+    assert term.title == ""
+    shown = "\n".join(lines)
+    assert shown.count(SHOWN) == 4  # reasoning (stderr), paragraph, code block, inline code
+
+
+def test_a_piped_answer_stays_byte_exact(llmost: Any, server: fs.FakeServer) -> None:
+    server.add(fs.stream_text(fs.split_text(HOSTILE_ANSWER + "\r", 3)))
+    r = llmost("ask", "hi")
+    assert r.rc == 0
+    assert r.stdout_bytes == (HOSTILE_ANSWER + "\r\n").encode()
+
+
+def test_links_line_breaks_and_no_trailing_spaces(
+    server: fs.FakeServer, children: list[Any]
+) -> None:
+    answer = (
+        "Roses are red,\nviolets are blue.\n\n"
+        "See [the docs](https://docs.example/a) or <https://docs.example/b>.\n\n"
+        "```python\nx = 1\n```\n"
+    )
+    server.add(fs.stream_text(fs.split_text(answer, 2), delay=0.002))
+    child = spawn(server, "hi")
+    children.append(child)
+    rc, data = finish(child)
+    assert rc == 0
+    lines, _ = screen(data)
+    assert lines[:2] == ["Roses are red,", "violets are blue."]
+    assert "See the docs (https://docs.example/a) or https://docs.example/b." in lines
+    assert "\x1b]8;" not in data
+    no_trailing_spaces(data)
+
+
+def test_spinner_on_stderr_when_stdout_is_piped(
+    server: fs.FakeServer, children: list[Any], tmp_path: Any
+) -> None:
+    slow = fs.stream_text("plain answer")
+    assert isinstance(slow, fs._StreamReply)
+    server.add(fs.stream(fs.pause(0.6), *slow.parts))
+    out = tmp_path / "answer.txt"
+    child = pexpect.spawn(
+        "/bin/sh",
+        ["-c", 'exec "$0" ask hi > "$1"', llmost_executable(), str(out)],
+        env=dict(os.environ)
+        | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY, "TERM": "xterm"},
+        dimensions=(ROWS, COLS),
+        encoding="utf-8",
+        timeout=15,
+    )
+    children.append(child)
+    rc, data = finish(child)
+    assert rc == 0
+    assert out.read_text() == "plain answer\n"
+    assert re.search(r"[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏](\x1b\[0m)? waiting for the model", data)
+    lines, term = screen(data)
+    assert lines == []  # no trace on the terminal
+    assert not term.cursor.hidden
+
+
+def xterm_resize(term: pyte.HistoryScreen, lines: int, columns: int) -> None:
+    """Shrink like xterm: rows above the cursor that no longer fit scroll into the history,
+    where no program can erase them any more; columns are cut."""
+    y = term.cursor.y
+    push = max(0, y + 1 - lines)
+    term.cursor.y = term.lines - 1
+    for _ in range(push):
+        term.index()
+    term.cursor.y = y - push
+    for row in range(lines, term.lines):
+        term.buffer.pop(row, None)
+    for line in term.buffer.values():
+        for x in range(columns, term.columns):
+            line.pop(x, None)
+    term.lines, term.columns = lines, columns
+    term.set_margins()
+
+
+def test_resize_during_a_tall_code_block_leaves_no_copies(
+    server: fs.FakeServer, children: list[Any]
+) -> None:
+    code = "".join(f"value_{n:03} = compute({n})\n" for n in range(300))
+    answer = "Intro.\n\n```python\n" + code + "```\n\nDone.\n"
+    server.add(fs.stream_text(fs.split_text(answer, 12), delay=0.003))
+    child = spawn(server, "resize me")
+    children.append(child)
+    child.expect("value_120")
+    before = child.before + child.after
+    child.setwinsize(12, 70)  # the terminal shrinks mid-block
+    child.kill(signal.SIGWINCH)
+    rc, rest = finish(child)
+    assert rc == 0
+    term = pyte.HistoryScreen(COLS, ROWS, history=10_000)
+    stream = pyte.Stream(term)
+    stream.feed(before)
+    xterm_resize(term, 12, 70)
+    stream.feed(rest)
+    rows = [*term.history.top, *(term.buffer[y] for y in range(term.lines))]
+    text = ["".join(row[x].data for x in sorted(row)).strip() for row in rows]
+    values = [line for line in text if line.startswith("value_")]
+    assert values == code.splitlines()  # every line once, in order: nothing left behind
+    assert "Done." in text and not term.cursor.hidden

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pyte
 import pytest
-import rich.markdown
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it.parser_block import ParserBlock
 from rich.console import Console
-from rich.markdown import Markdown
 
+from llmost_cli.ui import mdrender
 from llmost_cli.ui.livemd import BlockSplitter, LiveMarkdown, Spinner
+from llmost_cli.ui.mdrender import print_markdown
 
 CORPUS = sorted((Path(__file__).parent / "data" / "md_corpus").glob("*.md"))
 WIDTH, HEIGHT = 80, 24
@@ -62,7 +62,7 @@ def output(console: Console) -> str:
 
 def whole_render(text: str, *, terminal: bool = True) -> str:
     console = make_console(terminal=terminal)
-    console.print(Markdown(text))
+    print_markdown(console, text)
     return output(console)
 
 
@@ -154,7 +154,8 @@ def test_a_list_is_committed_whole_once_it_is_finished() -> None:
     items = "".join(f"{n}. item {n}\n\n   more about {n}\n\n" for n in range(1, 16))
     splitter = BlockSplitter()
     assert splitter.feed("Steps:\n\n" + items) == ["Steps:\n\n"]
-    assert splitter.feed("- a bullet list is another list\n") == [items]
+    # one chunk per top-level block ("   more about 10" is a paragraph after "10. item 10")
+    assert "".join(splitter.feed("- a bullet list is another list\n")) == items
 
 
 def test_tables_setext_headings_and_html_are_not_cut() -> None:
@@ -340,7 +341,7 @@ def test_not_a_terminal_gets_no_control_codes() -> None:
     data = output(console)
     assert "\x1b" not in data
     reference = Console(file=io.StringIO(), width=WIDTH)
-    reference.print(Markdown(text))
+    print_markdown(reference, text)
     assert data == output(reference)
 
 
@@ -363,12 +364,12 @@ class MarkdownSpy:
         self.sizes: list[int] = []
         sizes = self.sizes
 
-        class Counting(Markdown):
+        class Counting(mdrender.AnswerMarkdown):
             def __init__(self, markup: str, *args: object, **kwargs: object) -> None:
                 sizes.append(len(markup))
                 super().__init__(markup, *args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(rich.markdown, "Markdown", Counting)
+        monkeypatch.setattr(mdrender, "AnswerMarkdown", Counting)
 
 
 def test_render_cost_is_linear_even_with_a_frame_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -390,6 +391,23 @@ def test_render_cost_is_linear_even_with_a_frame_per_chunk(monkeypatch: pytest.M
 
 def test_frames_of_a_long_block_render_a_bounded_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = MarkdownSpy(monkeypatch)
+    items = "".join(f"- item {n}\n  more about item {n}\n" for n in range(600))
+    console = make_console()
+    clock = FakeClock()
+    live = LiveMarkdown(console, clock=clock, auto_refresh=False)
+    for chunk in chunked(items, "random"):
+        live.feed(chunk)
+        clock.now += 1.0
+    assert len(spy.sizes) > 300
+    assert max(spy.sizes) < 40 * (HEIGHT + 3)
+    live.finish()
+    assert spy.sizes[-1] >= len(items)
+
+
+def test_a_code_block_streams_line_by_line_without_rendering_markdown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spy = MarkdownSpy(monkeypatch)
     code = "```python\n" + "".join(f"value_{n} = compute({n})\n" for n in range(600))
     console = make_console()
     clock = FakeClock()
@@ -397,10 +415,13 @@ def test_frames_of_a_long_block_render_a_bounded_suffix(monkeypatch: pytest.Monk
     for chunk in chunked(code, "random"):
         live.feed(chunk)
         clock.now += 1.0
-    assert len(spy.sizes) > 300
-    assert max(spy.sizes) < 40 * (HEIGHT + 3)
+        # every complete line is printed for good; the live region holds the incomplete one
+        assert live._height <= 1
+    assert spy.sizes == []  # no frame re-renders the block
     live.finish()
-    assert spy.sizes[-1] >= len(code)
+    assert spy.sizes in ([], [0])
+    lines, _ = screen(output(console))
+    assert lines == screen(whole_render(code + "```\n"))[0]
 
 
 def test_frames_are_rate_limited_by_time_not_by_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -494,3 +515,230 @@ def test_threads_stop_with_the_renderer() -> None:
     spinner.start()
     spinner.stop()
     live.finish()
+
+
+# --- what the model sends never drives the terminal; how answers read -----------------------
+
+HOSTILE = (
+    "A\x1b]52;c;cm0gLXJmIH4=\x07B\x1b]0;pwned\x07C\x1b[2J\x1b[31mD\x9b1mE\u202eF\x0bG\x08H"
+    "\x1bP+q\x1b\\I\x1b]8;;https://evil.example\x1b\\J"
+)
+# (a carriage return is a line ending in markdown: it breaks the line, it never returns)
+SHOWN = (
+    "A␛]52;c;cm0gLXJmIH4=␇B␛]0;pwned␇C␛[2J␛[31mD\\x9b1mE\\u202eF␋G␈H"
+    "␛P+q␛\\I␛]8;;https://evil.example␛\\J"
+)
+# rich's own sequences: styles, cursor hide/show, up, erase line (and "erase to end of line")
+OURS = re.compile(r"\x1b\[[0-9;]*m|\x1b\[\?25[lh]|\x1b\[[0-9]*[ACK]|\x1b\[2K|\r")
+
+
+def no_leak(data: str) -> None:
+    rest = OURS.sub("", data)
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", rest), rest
+
+
+@pytest.mark.parametrize("how", ["whole", "random"])
+def test_model_text_is_escaped_everywhere_in_markdown(how: str) -> None:
+    text = (
+        f"# Title {HOSTILE}\n\nA paragraph {HOSTILE} with `code {HOSTILE}` and "
+        f"[a link](https://example.com/{HOSTILE}) and &#x202e;&#x9b;&#27; references.\n\n"
+        f"```python\nx = '{HOSTILE}'\n```\n\n    indented {HOSTILE}\n\n"
+        f"| a | b |\n|---|---|\n| {HOSTILE} | 2 |\n\n- item {HOSTILE}\n\n> quote {HOSTILE}\n\n"
+        f"![alt {HOSTILE}](http://x/{HOSTILE}.png)\n"
+    )
+    console = make_console(width=200)
+    stream(text, console, how, seconds_per_chunk=1.0)
+    data = output(console)
+    no_leak(data)
+    assert "\x1b]" not in data and "\x1bP" not in data  # no OSC (title, clipboard, link), DCS
+    lines, term = screen(data, width=200, height=60)
+    assert term.title == "" and term.icon_name == ""
+    shown = "\n".join(lines)
+    assert shown.count(SHOWN) >= 8  # heading, paragraph, code, fence, indented, cell, item, quote
+    assert "and \\u202e\ufffd\ufffd references" in shown  # character references too
+    whole = make_console(width=200)
+    print_markdown(whole, text)
+    no_leak(output(whole))
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("see [the docs](https://example.com/docs)", "see the docs (https://example.com/docs)"),
+        ("<https://example.com/x>", "https://example.com/x"),  # the text is the URL: once
+        ("[https://example.com/y](https://example.com/y)", "https://example.com/y"),
+        (
+            "[https://bank.example](https://evil.example)",
+            "https://bank.example (https://evil.example)",
+        ),
+        ("mail <a@b.example>", "mail a@b.example"),
+        ("[**bold** link](http://x.example/)", "bold link (http://x.example/)"),
+        ("[ref link][r]\n\n[r]: https://ref.example", "ref link (https://ref.example)"),
+    ],
+)
+def test_links_show_where_they_go(source: str, expected: str) -> None:
+    for how in ("whole", "chars"):
+        console = make_console()
+        stream(source + "\n", console, how)
+        data = output(console)
+        assert "\x1b]8;" not in data  # no OSC 8 hyperlink: what is shown is what it opens
+        assert screen(data)[0][0] == expected
+
+
+@pytest.mark.parametrize("how", ["whole", "chars", "random"])
+def test_a_single_newline_is_a_line_break(how: str) -> None:
+    text = (
+        "Roses are red,\nviolets are blue.\n\n"
+        "221B Baker Street\nLondon\n\n"
+        "- step one\n  still step one\n- step two\n\n"
+        "> quoted\n> lines\n"
+    )
+    expected = [
+        "Roses are red,",
+        "violets are blue.",
+        "",
+        "221B Baker Street",
+        "London",
+        "",
+        " • step one",
+        "   still step one",
+        " • step two",
+        "",
+        "▌ quoted",
+        "▌ lines",
+    ]
+    console = make_console()
+    stream(text, console, how)
+    assert screen(output(console))[0] == expected
+    assert screen(whole_render(text))[0] == expected
+    plain = make_console(terminal=False)
+    stream(text, plain, how)
+    assert output(plain) == whole_render(text, terminal=False)
+
+
+def trailing_spaces(data: str) -> list[str]:
+    """Lines that end in spaces once the terminal's own sequences are left out."""
+    plain = OURS.sub("", data.replace("\x1b[1A", "\n"))
+    return [line for line in plain.split("\n") if line.endswith(" ")]
+
+
+@pytest.mark.parametrize("path", CORPUS[:6], ids=lambda p: p.stem)
+def test_rendered_lines_carry_no_trailing_spaces(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    console = make_console()
+    stream(text, console, "random", seconds_per_chunk=1.0)  # a live frame per chunk
+    assert trailing_spaces(output(console)) == []
+    assert trailing_spaces(whole_render(text)) == []
+    no_color = Console(file=io.StringIO(), force_terminal=True, width=WIDTH, no_color=True)
+    stream(text, no_color, "random", seconds_per_chunk=1.0)
+    assert trailing_spaces(output(no_color)) == []
+
+
+def test_a_code_block_background_reaches_the_edge_without_spaces() -> None:
+    console = make_console()
+    stream("```python\nx = 1\n```\n", console, "chars")
+    data = output(console)
+    assert trailing_spaces(data) == []
+    _, term = screen(data)
+    # the theme's background is drawn to the right edge, by "erase to end of line"
+    row = term.buffer[1]
+    assert row[WIDTH - 1].bg == row[0].bg != "default"
+
+
+def xterm_resize(term: pyte.HistoryScreen, lines: int, columns: int) -> None:
+    """Shrink like xterm: rows above the cursor that no longer fit scroll into the history
+    (the emulator cannot erase them any more); columns are cut."""
+    y = term.cursor.y
+    push = max(0, y + 1 - lines)
+    term.cursor.y = term.lines - 1
+    for _ in range(push):
+        term.index()
+    term.cursor.y = y - push
+    for row in range(lines, term.lines):
+        term.buffer.pop(row, None)
+    for line in term.buffer.values():
+        for x in range(columns, term.columns):
+            line.pop(x, None)
+    term.lines, term.columns = lines, columns
+    term.set_margins()
+
+
+def all_lines(term: pyte.HistoryScreen) -> list[str]:
+    rows = [*term.history.top, *(term.buffer[y] for y in range(term.lines))]
+    lines = ["".join(row[x].data for x in sorted(row)).rstrip() for row in rows]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+@pytest.mark.parametrize("size", [(60, 12), (40, 6), (80, 3)])
+def test_resizing_during_a_tall_code_block_leaves_no_copies(size: tuple[int, int]) -> None:
+    code = "".join(f"value_{n} = compute({n})\n" for n in range(150))
+    text = "Before.\n\n```python\n" + code + "```\n\nAfter.\n"
+    console = make_console()
+    term = pyte.HistoryScreen(WIDTH, HEIGHT, history=10_000)
+    term.set_mode(pyte.modes.LNM)
+    emulator = pyte.Stream(term)
+    fed = 0
+    chunks = chunked(text, "random")
+
+    def between(index: int) -> None:
+        nonlocal fed
+        data = output(console)
+        emulator.feed(data[fed:])
+        fed = len(data)
+        if index == len(chunks) // 2:  # the terminal shrinks in the middle of the block
+            xterm_resize(term, size[1], size[0])
+            console.size = size
+
+    stream(text, console, "random", seconds_per_chunk=1.0, between=between)
+    emulator.feed(output(console)[fed:])
+    lines = all_lines(term)
+    values = [line.strip() for line in lines if "value_" in line]
+    assert values == code.splitlines()  # each line once, in order
+    assert lines[0] == "Before." and lines[-1] == "After."
+    assert not term.cursor.hidden
+
+
+def test_code_block_work_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counts work: every line of a streamed code block is painted once for good, plus the
+    incomplete line of each frame; no frame re-renders the block."""
+    painted: list[int] = []
+    rows = mdrender.CodePainter.rows
+
+    def counting(self: mdrender.CodePainter, line: str) -> list[list[object]]:
+        painted.append(len(line))
+        return rows(self, line)  # type: ignore[return-value]
+
+    monkeypatch.setattr(mdrender.CodePainter, "rows", counting)
+    spy = MarkdownSpy(monkeypatch)
+    cost = {}
+    for lines in (500, 2000):
+        painted.clear()
+        spy.sizes.clear()
+        code = "```python\n" + "".join(f"value_{n} = compute({n})\n" for n in range(lines))
+        stream(code + "```\n", make_console(), "random", seconds_per_chunk=1.0)
+        cost[lines] = sum(painted) + sum(spy.sizes)
+        assert sum(spy.sizes) < 100
+        assert sum(painted) < 3 * len(code)
+    assert cost[2000] < 4 * cost[500] * 1.2
+
+
+def test_highlighting_carries_state_across_lines_and_stops_at_the_limit() -> None:
+    painter = mdrender.CodePainter("python", "monokai", 80)
+    docstring = ["def f():", '    """first', "    def not_code(): pass", '    """', "    x = 1"]
+    styles = [{seg.style for seg in painter.rows(line)[0][1:-1]} for line in docstring]
+    assert len(styles[2]) == 1  # inside the docstring: one string style for the whole line
+    assert len(styles[4]) > 1  # code again after it
+    huge = mdrender.CodePainter("python", "monokai", 80)
+    huge.budget = 20
+    assert len({seg.style for seg in huge.rows("x = 1  # short")[0][1:-1]}) > 1
+    assert len({seg.style for seg in huge.rows("y = 2  # over the budget")[0][1:-1]}) == 1
+
+
+def test_a_wide_or_long_code_line_is_folded_whole() -> None:
+    painter = mdrender.CodePainter("text", "monokai", 12)
+    line = "漢字漢字漢字abcdefghij"
+    rows = painter.rows(line)
+    assert "".join(seg.text for row in rows for seg in row[1:-1]) == line
+    assert [sum(seg.cell_length for seg in row) for row in rows] == [11, 11, 3]  # 1 + 10

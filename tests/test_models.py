@@ -320,6 +320,58 @@ def test_lookup_of_an_unknown_id(isolated_env: Path) -> None:
     assert fetcher.calls == 1  # fetched just now: no second fetch
 
 
+GEMMAS = [
+    {"id": "google/gemma-3-27b-it"},
+    {"id": "openai/gpt-4o"},
+    {"id": "openai/gpt-4o-mini"},
+    {"id": "meta/llama-3-8b"},
+    {"id": "meta/llama-3-70b"},
+]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "found"),
+    [
+        ("openai/gpt-4o", "openai/gpt-4o"),  # exact
+        ("OPENAI/GPT-4O-MINI", "openai/gpt-4o-mini"),  # ignoring case
+        ("gemma", "google/gemma-3-27b-it"),  # the one id that contains it
+        ("GEMMA-3", "google/gemma-3-27b-it"),
+        ("4o-mini", "openai/gpt-4o-mini"),
+        ("gpt-4o", "openai/gpt-4o"),  # also in gpt-4o-mini, but the whole last part of one
+        ("70b", "meta/llama-3-70b"),
+        ("nothing-like-it", None),
+        ("", None),
+    ],
+)
+def test_resolve_an_id_or_a_unique_part(wanted: str, found: str | None) -> None:
+    model = models.resolve(GEMMAS, wanted, BASE)
+    assert (model["id"] if model else None) == found
+
+
+def test_resolve_an_ambiguous_part_lists_the_candidates() -> None:
+    with pytest.raises(UsageError) as info:
+        models.resolve(GEMMAS, "llama", BASE)
+    assert info.value.exit_code == ExitCode.USAGE
+    assert "'llama' matches 2 models" in str(info.value)
+    assert "meta/llama-3-70b, meta/llama-3-8b" in str(info.value)
+    many = [{"id": f"v/m-{n:02}"} for n in range(20)]
+    with pytest.raises(UsageError, match=r"matches 20 models .*v/m-07 and 12 more"):
+        models.resolve(many, "m-", BASE)
+
+
+def test_lookup_by_a_unique_part_uses_the_cache_and_refreshes_when_none(
+    isolated_env: Path,
+) -> None:
+    models.write_cache(BASE, GEMMAS)
+    fetcher = Fetcher([*GEMMAS, {"id": "x/brand-new"}])
+    assert models.lookup(settings(), "gemma", fetcher=fetcher)["id"] == "google/gemma-3-27b-it"
+    assert fetcher.calls == 0
+    assert models.lookup(settings(), "brand", fetcher=fetcher)["id"] == "x/brand-new"
+    assert fetcher.calls == 1
+    with pytest.raises(UsageError, match="matches 2 models"):
+        models.lookup(settings(), "llama", fetcher=fetcher)
+
+
 # --------------------------------------------------------------------------- detail view
 
 
@@ -353,6 +405,36 @@ def test_detail_fields_of_odd_models() -> None:
     assert fields["meta.n_ctx_train"] == "8192"
     assert fields["permission"] == '[{"allow_sampling": true}]'
     assert models.description(odd) is None
+
+
+@pytest.mark.parametrize(
+    ("created", "shown"),
+    [
+        (1e20, "1e+20"),
+        (float("nan"), "nan"),
+        (float("inf"), "inf"),
+        (-1, "-1"),
+        (-1e300, "-1e+300"),
+        (10**30, str(10**30)),
+        ("2024-05-10", "2024-05-10"),
+        ("", "-"),
+        (True, "yes"),
+        (None, "-"),
+        ([1, 2], "1, 2"),
+        (0, "1970-01-01 (0)"),
+        (1715367049.9, "2024-05-10 (1715367049)"),
+    ],
+)
+def test_an_odd_created_value_is_shown_raw(created: Any, shown: str) -> None:
+    assert dict(models.detail_fields({"id": "x", "created": created}))["created"] == shown
+
+
+@pytest.mark.parametrize("value", ["1e999999999", "1e-999999999", "9" * 40, 1e300])
+def test_an_absurd_price_is_unknown_and_never_overflows(value: Any) -> None:
+    assert models.parse_price(value) is None
+    model = {"id": "x", "pricing": {"prompt": value, "completion": value}}
+    assert models.Summary.of(model).prompt_per_m is None
+    assert dict(models.detail_fields(model))["pricing.prompt"].endswith("(?)")
 
 
 # --------------------------------------------------------------------------- cost
@@ -407,6 +489,16 @@ def test_unknown_cost(isolated_env: Path, model_id: str | None, usage: Usage) ->
 def test_an_unknown_price_of_zero_tokens_does_not_matter(isolated_env: Path) -> None:
     cache_prices([{"id": "half", "pricing": {"prompt": "0.001", "completion": "-1"}}])
     assert models.cost_of(Usage(prompt_tokens=10, completion_tokens=0), "half", BASE) == 0.01
+
+
+@pytest.mark.parametrize("model_id", ["openrouter/auto", "bare", "garbage"])
+def test_no_known_price_is_no_cost_even_for_zero_tokens(isolated_env: Path, model_id: str) -> None:
+    # never "$0" when the price is unknown; a genuinely free model costs 0
+    garbage = {"id": "garbage", "pricing": {"prompt": "abc", "completion": None}}
+    cache_prices([*catalogue(), {"id": "bare"}, garbage])
+    nothing = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)
+    assert models.cost_of(nothing, model_id, BASE) is None
+    assert models.cost_of(nothing, "meta-llama/llama-3.1-8b-instruct:free", BASE) == 0.0
 
 
 def test_no_cache_means_unknown_cost(isolated_env: Path) -> None:

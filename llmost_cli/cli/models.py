@@ -9,6 +9,7 @@ Instead the group routes any first word that is not a subcommand (or help) to ``
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -32,6 +33,17 @@ class _ListByDefault(TyperGroup):
         if not args or (args[0] not in self.commands and args[0] not in help_names):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        """``llmost models --help`` lists what ``llmost models [SEARCH]...`` takes: the
+        arguments and options of ``list`` (the group's own option is only --help), then the
+        commands."""
+        listing = self.commands.get(self.default_command)
+        if listing is None:
+            super().format_options(ctx, formatter)
+            return
+        listing.format_options(type(ctx)(listing, parent=ctx, info_name="list"), formatter)
+        self.format_commands(ctx, formatter)
 
 
 MODELS_HELP = """List the server's models, or show one in full.
@@ -63,7 +75,9 @@ Examples:
 
 SHOW_HELP = """Show every field of one model, with prices per token and per million tokens.
 
-An unknown MODEL_ID is an error (exit 2) that suggests close ids.
+MODEL_ID is an id, or a part of one that only one id contains ('gemma'). An unknown
+MODEL_ID is an error (exit 2) that suggests close ids; one that several ids contain is an
+error (exit 2) that lists them.
 
 \b
 Examples:
@@ -116,6 +130,7 @@ def list_cmd(
 
     settings, fetch, state = _context(ctx)
     listing = models.load(settings, refresh=refresh, log=services.debug_log(state), fetcher=fetch)
+    gc.freeze()  # a long list lives until exit: the cyclic GC need not scan it again and again
     words = " ".join(search or [])
     chosen = models.select(listing.models, words, vision=vision, tools=tools)
     ui = state.ui

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ Model = dict[str, Any]
 Log = Callable[[str], None]
 
 CACHE_TTL = 3600.0
+MIN_PRICE_EXPONENT, MAX_PRICE_EXPONENT = -30, 12  # prices per token outside are garbage
 MILLION = Decimal(1_000_000)
 # Pricing keys charged per token (shown per million tokens); the others are per unit.
 TOKEN_PRICE_KEYS = frozenset(
@@ -56,12 +58,19 @@ def parse_price(value: Any) -> Decimal | None:
         value = str(value)
     if not isinstance(value, str):
         return None
+    return _parse_price_text(value)
+
+
+@lru_cache(maxsize=4096)  # a long model list repeats a few prices many times
+def _parse_price_text(value: str) -> Decimal | None:
     try:
         price = Decimal(value.strip())
     except InvalidOperation:
         return None
     if not price.is_finite() or price < 0:
         return None
+    if price and not MIN_PRICE_EXPONENT <= price.adjusted() <= MAX_PRICE_EXPONENT:
+        return None  # absurd (1e999999999 would overflow, or print a billion digits)
     return price
 
 
@@ -78,6 +87,7 @@ def per_million(value: Decimal | None) -> Decimal | None:
     return None if value is None else value * MILLION
 
 
+@lru_cache(maxsize=4096)
 def format_decimal(value: Decimal | None) -> str:
     """Plain notation without trailing zeros (2.5, 10, 0.075); "-" when unknown."""
     if value is None:
@@ -214,6 +224,34 @@ def find(models: Sequence[Model], model_id: str) -> Model | None:
     return None
 
 
+def resolve(models: Sequence[Model], wanted: str, base_url: str) -> Model | None:
+    """The model ``wanted`` names: its exact id (or ignoring case), else the one id that
+    contains it (``gemma`` -> ``google/gemma-3-27b-it``), preferring an id whose last part is
+    exactly it (``gpt-4o`` -> ``openai/gpt-4o`` over ``openai/gpt-4o-mini``). None when no id
+    matches; a UsageError listing the candidates when several do."""
+    model = find(models, wanted)
+    if model is not None:
+        return model
+    low = wanted.casefold()
+    if not low:
+        return None
+    found = [m for m in models if low in str(m["id"]).casefold()]
+    if len(found) > 1:
+        tails = [m for m in found if str(m["id"]).casefold().rsplit("/", 1)[-1] == low]
+        found = tails if len(tails) == 1 else found
+    if len(found) <= 1:
+        return found[0] if found else None
+    raise ambiguous_model(wanted, sorted(str(m["id"]) for m in found), base_url)
+
+
+def ambiguous_model(wanted: str, ids: Sequence[str], base_url: str, shown: int = 8) -> UsageError:
+    listed = ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+    return UsageError(
+        f"{wanted!r} matches {len(ids)} models at {base_url}: {listed}",
+        hint="give the whole id",
+    )
+
+
 def unknown_model(model_id: str, models: Sequence[Model], base_url: str) -> UsageError:
     close = suggestions(model_id, [str(m["id"]) for m in models])
     hint = (
@@ -318,13 +356,15 @@ def lookup(
     log: Log | None = None,
     fetcher: Callable[[], list[Model]],
 ) -> Model:
-    """One model by id; an id missing from a cached list triggers one refresh (it may be new).
-    Unknown: a UsageError that names it and suggests close ids."""
+    """One model by id, or by a part of its id that only it contains (``resolve``); an id
+    missing from a cached list triggers one refresh (it may be new). Unknown: a UsageError
+    that names it and suggests close ids; ambiguous: one that lists the candidates."""
     listing = load(settings, log=log, fetcher=fetcher)
-    model = find(listing.models, model_id)
+    base_url = settings.base_url
+    model = resolve(listing.models, model_id, base_url)
     if model is None and listing.from_cache:
         listing = load(settings, refresh=True, log=log, fetcher=fetcher)
-        model = find(listing.models, model_id)
+        model = resolve(listing.models, model_id, base_url)
     if model is None:
         raise unknown_model(model_id, listing.models, settings.base_url)
     return model
@@ -368,6 +408,20 @@ def _price_text(key: str, value: Any) -> str:
     return f"{format_decimal(parsed)} {unit}" if unit else format_decimal(parsed)
 
 
+# Timestamps shown as a date: 1970 up to the last day datetime can represent.
+_LAST_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z
+
+
+def _day(value: Any) -> str | None:
+    """A Unix timestamp as YYYY-MM-DD; None for anything else (a string, a bool, NaN, a
+    negative or absurd number): the caller then shows the value as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not 0 <= value <= _LAST_TIMESTAMP:  # False for NaN too
+        return None
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
+
+
 def detail_fields(model: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Every field as (label, text), nested objects flattened with dots, ``description`` left
     out (the renderer wraps it). Unknown or empty values are "-"."""
@@ -377,8 +431,7 @@ def detail_fields(model: Mapping[str, Any]) -> list[tuple[str, str]]:
         value = model[key]
         if key == "description":
             continue
-        if key == "created" and isinstance(value, int | float) and not isinstance(value, bool):
-            day = datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d")
+        if key == "created" and (day := _day(value)) is not None:
             out.append((key, f"{day} ({int(value)})"))
         elif key == "pricing" and isinstance(value, dict):
             out.extend((f"pricing.{k}", _price_text(k, v)) for k, v in value.items())
@@ -418,8 +471,11 @@ def estimate(usage: Usage, model: Mapping[str, Any] | None) -> Decimal | None:
     not modelled: the server's own ``usage.cost`` is preferred wherever it is sent."""
     if model is None:
         return None
-    prompt = _part(usage.prompt_tokens, price(model, "prompt"))
-    completion = _part(usage.completion_tokens, price(model, "completion"))
+    prompt_price, completion_price = price(model, "prompt"), price(model, "completion")
+    if prompt_price is None and completion_price is None:
+        return None  # no price at all: unknown, never "$0" (even for zero tokens)
+    prompt = _part(usage.prompt_tokens, prompt_price)
+    completion = _part(usage.completion_tokens, completion_price)
     if prompt is None or completion is None:
         return None
     return prompt + completion + (price(model, "request") or Decimal(0))

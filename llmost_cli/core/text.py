@@ -14,5 +14,12 @@ def shorten(text: str, limit: int) -> str:
 
 
 def format_cost(cost: float) -> str:
-    """Dollars, with as many decimals as the amount needs (prices are fractions of a cent)."""
-    return f"${cost:.6f}".rstrip("0").rstrip(".") if cost else "$0"
+    """Dollars without trailing zeros, at least two significant digits: a cost that is not
+    zero is never shown as "$0" ($0.0000000012)."""
+    import math
+
+    if cost == 0 or not math.isfinite(cost):
+        return "$0" if cost == 0 else f"${cost}"
+    decimals = min(max(1 - math.floor(math.log10(abs(cost))), 6), 30)
+    text = f"${cost:.{decimals}f}".rstrip("0").rstrip(".")
+    return text if text not in ("$0", "$-0") else f"${cost:.2g}"

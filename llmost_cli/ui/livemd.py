@@ -25,14 +25,20 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from itertools import pairwise
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from llmost_cli.ui.escape import escape
+
 if TYPE_CHECKING:
     from markdown_it.token import Token
-    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.console import Console
     from rich.markdown import Markdown
     from rich.segment import Segment
+
+    from llmost_cli.ui.mdrender import CodePainter
 
 __all__ = ["BlockSplitter", "LiveMarkdown", "Spinner"]
 
@@ -73,6 +79,7 @@ class BlockSplitter:
         self._block = ""  # token type of the last block
         self._marker = ""  # its list marker or fence string
         self._start = 0  # index in _lines of its first line
+        self._closer = 0  # index in _lines of the line that closed a fence
         self._items: list[int] = []  # indexes in _lines of its list items
         self._prev_blank = True
         self._prev = ""
@@ -81,6 +88,25 @@ class BlockSplitter:
     def tail(self) -> str:
         """The unfinished text (the last block, possibly incomplete)."""
         return "".join(self._lines) + "".join(self._parts)
+
+    @property
+    def lines(self) -> list[str]:
+        """The complete lines of the tail (not a copy: do not change it)."""
+        return self._lines
+
+    @property
+    def partial(self) -> str:
+        """The incomplete last line of the tail."""
+        return "".join(self._parts)
+
+    def open_fence(self) -> tuple[int, int] | None:
+        """When the tail is a top-level fenced code block: the index in ``lines`` of its
+        opening line and the index after its last line that is certainly code (the lines
+        after the opening one are code while the fence is open; a line that looks like the
+        closing fence ends them)."""
+        if self._block != "fence":
+            return None
+        return self._start, self._closer if self._kind == "closed" else len(self._lines)
 
     def feed(self, text: str) -> list[str]:
         """Append text; return the chunks of text that became final blocks."""
@@ -115,6 +141,12 @@ class BlockSplitter:
         tail = self.tail
         self._reset()  # ``definitions`` stay: the tail is rendered after this call
         return tail
+
+    def parse(self, source: str) -> list[Token]:
+        """Block-level tokens of ``source`` (markdown-it, set up as rich's Markdown)."""
+        tokens: list[Token] = []
+        self._md.block.parse(source.replace("\0", "\ufffd"), self._md, {}, tokens)
+        return tokens
 
     def preview(self, max_lines: int) -> str:
         """A suffix of the tail of about ``max_lines`` source lines that renders like its end.
@@ -151,12 +183,12 @@ class BlockSplitter:
             return
         lead = line[: len(line) - len(stripped)]
         indent = _columns(lead) if "\t" in lead else len(lead)
-        if self._is_candidate(stripped, indent):
+        if self._is_candidate(stripped, indent, len(self._lines) - 1):
             self._split(out)
         self._prev_blank = False
         self._prev = stripped
 
-    def _is_candidate(self, stripped: str, indent: int) -> bool:
+    def _is_candidate(self, stripped: str, indent: int, index: int) -> bool:
         """Whether this line may start a new top-level block (cheap; may say yes wrongly).
 
         A wrong "no" only delays a commit until a later candidate line; markdown-it decides.
@@ -169,6 +201,7 @@ class BlockSplitter:
             run = len(stripped) - len(stripped.lstrip(char))
             if indent < 4 and run >= len(self._marker) and not stripped[run:].strip():
                 self._kind = "closed"
+                self._closer = index
             return False
         if kind == "code":
             return indent < 4
@@ -212,9 +245,12 @@ class BlockSplitter:
         last = tokens[tops[-1]]
         shift = 0
         if len(tops) > 1:  # every block followed by the start of another is final
-            shift = last.map[0] if last.map else 0
+            starts = [0] + [m[0] for m in (tokens[i].map for i in tops[1:]) if m]
+            shift = starts[-1]
             self._keep_definitions(shift, [tokens[i].map for i in tops[:-1]])
-            out.append("".join(self._lines[:shift]))
+            lines = self._lines
+            # one chunk per block: a block that streamed line by line is then a chunk alone
+            out.extend("".join(lines[a:b]) for a, b in pairwise(starts))
             del self._lines[:shift]
         self._set_kind(last, tokens[tops[-1] :], shift)
 
@@ -256,11 +292,12 @@ class BlockSplitter:
                 if t.type == "list_item_open" and t.level == 1 and t.map
             ]
         elif self._kind == "fence":
-            for line in self._lines[self._start + 1 :]:
+            for index in range(self._start + 1, len(self._lines)):
+                line = self._lines[index]
                 stripped = line.lstrip(" \t")
                 if stripped != "\n" and self._kind == "fence":
                     indent = _columns(line[: len(line) - len(stripped)])
-                    self._is_candidate(stripped, indent)
+                    self._is_candidate(stripped, indent, index)
 
 
 # --- rendering (rich is imported lazily: `llmost --version` must not load rich.markdown) ---
@@ -312,28 +349,69 @@ def _drop_first_line(segments: list[Segment]) -> list[Segment]:
     return []
 
 
-def _rstrip_line(line: list[Segment]) -> list[Segment]:
-    """Drop invisible padding, so a narrowed terminal that re-wraps lines wraps fewer."""
-    line = list(line)
-    while line:
-        segment = line[-1]
-        style = segment.style
-        if segment.control or (style and (style.bgcolor or style.reverse or style.underline)):
-            break
-        text = segment.text.rstrip(" ")
-        if text:
-            line[-1] = segment._replace(text=text)
-            break
-        line.pop()
-    return line
+def _dedent(line: str, indent: int) -> str:
+    """A line of a fenced code block as markdown-it takes it: up to ``indent`` columns of
+    leading whitespace removed (``StateBlock.getLines``; tabs stop every 4 columns)."""
+    if not indent or not line or line[0] not in " \t":
+        return line
+    columns = first = 0
+    while first < len(line) and columns < indent and line[first] in " \t":
+        columns += 4 - columns % 4 if line[first] == "\t" else 1
+        first += 1
+    return " " * (columns - indent) + line[first:] if columns > indent else line[first:]
 
 
-class _Segments:
-    def __init__(self, segments: list[Segment]) -> None:
-        self.segments = segments
+class _Fence:
+    """A top-level fenced code block printed line by line while it streams.
 
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield from self.segments
+    Its complete lines are final (the lexer state of a line depends only on the lines before
+    it), so they are printed for good as they arrive and the live region never holds more
+    than the incomplete last line: a tall code block cannot leave copies of itself in the
+    scrollback when the terminal is resized.
+    """
+
+    def __init__(self, painter: CodePainter, start: int, indent: int) -> None:
+        self.painter = painter
+        self.start = start  # index of the opening line in the splitter's lines (and chunk)
+        self.indent = indent  # columns of the opening line's indentation
+        self.done = 0  # code lines printed
+        self.ended = False  # the splitter committed the block; its end is pending
+
+    def code(self, line: str) -> str:
+        """A line of code as markdown-it gives it to the renderer, escaped."""
+        line = line[:-1] if line.endswith("\n") else line
+        return escape(_dedent(line.replace("\0", "\ufffd"), self.indent))
+
+    def code_lines(self, lines: list[str]) -> list[str]:
+        """``code`` of complete lines, escaped in one pass."""
+        block = escape("".join(lines).replace("\0", "\ufffd")).split("\n")
+        block.pop()  # after the last newline
+        if self.indent:
+            block = [_dedent(line, self.indent) for line in block]
+        return block
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines ending with "\n" (and a last one without), split only at "\n"."""
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
+    return lines
+
+
+class _FenceEnd:
+    """A pending item: the committed text of a block that streamed as a ``_Fence``."""
+
+    def __init__(self, fence: _Fence, text: str) -> None:
+        self.fence = fence
+        self.text = text
+
+    def rest(self) -> str:
+        """The source of the opening line and of every line not printed yet."""
+        lines = _split_lines(self.text)
+        start = self.fence.start
+        return lines[start] + "".join(lines[start + 1 + self.fence.done :])
 
 
 class LiveMarkdown:
@@ -341,7 +419,7 @@ class LiveMarkdown:
 
     On a console that is not a terminal, blocks are printed as they finish and no live
     region is drawn.  ``auto_refresh`` redraws a pending tail from a background thread when
-    the stream pauses (rate-limited like ``feed``).
+    the stream pauses (rate-limited like ``feed``).  All text is escaped (``mdrender``).
     """
 
     def __init__(
@@ -353,9 +431,8 @@ class LiveMarkdown:
         clock: Callable[[], float] = time.monotonic,
         auto_refresh: bool = True,
     ) -> None:
-        from rich.markdown import Markdown
+        from llmost_cli.ui.mdrender import can_fill
 
-        self._markdown = Markdown
         self._console = console
         self._code_theme = code_theme
         self._clock = clock
@@ -367,9 +444,11 @@ class LiveMarkdown:
         self._height = 0  # rows of the live region on screen
         self._last_draw = float("-inf")
         self._dirty = False
-        self._pending: list[str] = []  # finished blocks waiting for the next frame
+        self._pending: list[str | _FenceEnd] = []  # finished blocks waiting for the next frame
+        self._fence: _Fence | None = None
         self._started = False
         self._closed = False
+        self._fill = can_fill(console)  # a background colour reaching the edge is drawn
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -396,36 +475,35 @@ class LiveMarkdown:
             if self._closed:
                 raise RuntimeError("LiveMarkdown: feed() after finish() or abort()")
             self._start()
-            blocks = self._splitter.feed(text)
+            self._queue(self._splitter.feed(text))
             if not self._live:
-                if blocks:
-                    self._draw(self._render_final("".join(blocks)))
+                committed = self._commit()
+                if committed:
+                    self._draw(committed)
                 return
             # Finished blocks wait for the next frame too: the screen changes <= max_fps times
             # a second, and blocks finished within one frame are rendered together.
-            self._pending.extend(blocks)
             self._dirty = True
             if self._clock() - self._last_draw >= self._interval:
                 self._frame()
 
     def finish(self) -> None:
         """Print the tail as final output and leave the cursor on the line after it."""
-        self._close(self._render_final)
+        self._close(safe=False)
 
     def abort(self) -> None:
         """Stop mid-stream: print the tail as it stands, leave the terminal clean."""
-
-        def render(text: str) -> list[Segment]:
-            try:
-                return self._render_final(text)
-            except Exception:  # the tail must reach the user even if rendering fails
-                from rich.segment import Segment
-
-                return [Segment(text if text.endswith("\n") or not text else text + "\n")]
-
-        self._close(render)
+        self._close(safe=True)
 
     # -- internals --
+
+    def _queue(self, blocks: list[str]) -> None:
+        fence = self._fence
+        if blocks and fence is not None and not fence.ended:
+            fence.ended = True  # the block that streamed line by line is the first one
+            self._pending.append(_FenceEnd(fence, blocks[0]))
+            blocks = blocks[1:]
+        self._pending.extend(blocks)
 
     def _start(self) -> None:
         if self._started:
@@ -439,7 +517,7 @@ class LiveMarkdown:
             )
             self._thread.start()
 
-    def _close(self, render: Callable[[str], list[Segment]]) -> None:
+    def _close(self, *, safe: bool) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
@@ -449,13 +527,25 @@ class LiveMarkdown:
                 return
             self._closed = True
             try:
-                self._pending.append(self._splitter.close())
-                text = "".join(self._pending)
-                self._pending.clear()
-                self._draw(render(text), final=True)
+                self._queue([self._splitter.close()])
+                if not safe:
+                    self._draw(self._commit(), final=True)
+                    return
+                try:
+                    committed = self._commit()
+                except Exception:  # the tail must reach the user even if rendering fails
+                    committed = self._unrendered()
+                self._draw(committed, final=True)
             finally:
                 if self._live and self._started:
                     self._console.show_cursor(True)
+
+    def _unrendered(self) -> list[Segment]:
+        from rich.segment import Segment
+
+        text = "".join(p if isinstance(p, str) else p.rest() for p in self._pending)
+        self._pending.clear()
+        return [Segment(escape(text if text.endswith("\n") or not text else text + "\n"))]
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self._interval):
@@ -469,10 +559,102 @@ class LiveMarkdown:
                         return
 
     def _frame(self) -> None:
-        # Blocks finished within one frame render as one text: one parse instead of one each.
-        committed = self._render_final("".join(self._pending)) if self._pending else []
+        self._draw(self._commit())
+
+    def _commit(self) -> list[Segment]:
+        """Segments to print for good: finished blocks, then new lines of a streaming fence."""
+        out: list[Segment] = []
+        texts: list[str] = []
+        for item in self._pending:
+            if isinstance(item, str):
+                texts.append(item)
+                continue
+            if texts:  # blocks finished within one frame render as one text: one parse
+                out += self._render_final("".join(texts))
+                texts.clear()
+            out += self._end_fence(item)
+        if texts:
+            out += self._render_final("".join(texts))
         self._pending.clear()
-        self._draw(committed)
+        out += self._fence_lines()
+        return out
+
+    def _fence_lines(self) -> list[Segment]:
+        """Start or continue printing the tail's fenced code block, line by line."""
+        from rich.segment import Segment
+
+        span = self._splitter.open_fence()
+        if span is None or (self._fence is not None and self._fence.ended):
+            return []
+        start, end = span
+        lines = self._splitter.lines
+        out: list[Segment] = []
+        fence = self._fence
+        if fence is None:
+            opener = lines[start]
+            tokens = self._splitter.parse(opener)
+            if not tokens or tokens[0].type != "fence":  # cannot happen; never guess
+                return []
+            stripped = opener.lstrip(" \t")
+            fence = self._fence = _Fence(
+                self._painter(tokens[0].info),
+                start,
+                _columns(opener[: len(opener) - len(stripped)]),
+            )
+            if self._new_line:
+                out.append(Segment.line())
+            self._new_line = True  # what a code block leaves, once it is over
+            out += self._rows([fence.painter.blank()], tidied=True)
+        first = start + 1 + fence.done
+        if end > first:
+            rows: list[list[Segment]] = []
+            for line in fence.code_lines(lines[first:end]):
+                rows += fence.painter.rows(line)
+            fence.done += end - first
+            out += self._rows(rows, tidied=True)
+        return out
+
+    def _end_fence(self, end: _FenceEnd) -> list[Segment]:
+        """The lines of a streamed fence not printed yet, its bottom row, and the blocks after
+        it in the same text (at the end of the answer the tail may hold more than the fence).
+        """
+        from llmost_cli.ui.mdrender import code_lines
+
+        fence = end.fence
+        rest = _split_lines(end.rest())
+        tokens = self._splitter.parse("".join(rest))
+        code, after = "", []
+        if tokens and tokens[0].type == "fence":
+            code = escape(tokens[0].content)
+            after = rest[tokens[0].map[1] :] if tokens[0].map else []
+        rows: list[list[Segment]] = []
+        for line in code_lines(code):
+            rows += fence.painter.rows(line)
+        rows.append(fence.painter.blank())
+        self._fence = None
+        self._new_line = True
+        out = self._rows(rows, tidied=True)
+        if "".join(after).strip():
+            out += self._render_final("".join(after))
+        return out
+
+    def _painter(self, info: str) -> CodePainter:
+        from llmost_cli.ui.mdrender import CodePainter, lexer_name
+
+        return CodePainter(lexer_name(info), self._code_theme, self._console.width, fill=self._fill)
+
+    def _rows(self, rows: list[list[Segment]], *, tidied: bool = False) -> list[Segment]:
+        """Rows as printed lines (a code painter's rows are tidy already)."""
+        from rich.segment import Segment
+
+        from llmost_cli.ui.mdrender import tidy
+
+        width, fill, new_line = self._console.width, self._fill, Segment.line()
+        out: list[Segment] = []
+        for row in rows:
+            out += row if tidied else tidy(row, width, fill)
+            out.append(new_line)
+        return out
 
     def _render(self, source: str, new_line: bool) -> tuple[list[Segment], bool]:
         """Segments of ``source`` as they appear in a whole render after the text before.
@@ -484,24 +666,48 @@ class LiveMarkdown:
         definitions = self._splitter.definitions
         if definitions:
             source = definitions + "\n" + source
-        markdown = self._markdown(("x\n\n" + source) if new_line else source, self._code_theme)
-        options = console.options.update(
-            justify=None, overflow=None, height=None, no_wrap=None, markup=None, highlight=None
-        )
-        segments = list(console.render(markdown, options))
+        from llmost_cli.ui.mdrender import AnswerMarkdown, render_options
+
+        markdown = AnswerMarkdown(("x\n\n" + source) if new_line else source, self._code_theme)
+        segments = list(console.render(markdown, render_options(console)))
         if new_line:
             segments = _drop_first_line(segments)
         return segments, _ends_with_new_line(markdown)
 
     def _render_final(self, source: str) -> list[Segment]:
         """Finished blocks (concatenated) as they are printed for good."""
+        segments, self._new_line = self._render(source, self._new_line)
+        from llmost_cli.ui.mdrender import final_lines
+
+        return final_lines(self._console, segments)
+
+    def _live_lines(self, rows: int) -> list[list[Segment]]:
+        """The rows of the live region: the bottom of the unfinished tail."""
         from rich.segment import Segment
 
-        segments, self._new_line = self._render(source, self._new_line)
-        out: list[Segment] = []
-        for line in Segment.split_and_crop_lines(segments, self._console.width, pad=False):
-            out.extend(line)
-        return out
+        from llmost_cli.ui.mdrender import tidy
+
+        console = self._console
+        width, fill = console.width, self._fill
+        fence = self._fence
+        if fence is not None and not fence.ended:
+            span = self._splitter.open_fence()
+            if span is None:
+                return []
+            painter = fence.painter.copy()  # a preview: the painter's state stays
+            lines: list[list[Segment]] = []
+            if span[1] == len(self._splitter.lines):  # still open: the incomplete line
+                partial = self._splitter.partial
+                if partial:
+                    lines = painter.rows(fence.code(partial))
+            else:  # a closing line arrived: the bottom row of the block
+                lines = [painter.blank()]
+            return [tidy(line, width, fill) for line in lines][-rows:]
+        source = self._splitter.preview(rows + 1)
+        if not source.strip():
+            return []
+        segments, _ = self._render(source, self._new_line)
+        return [tidy(line, width, fill) for line in Segment.split_lines(segments)][-rows:]
 
     def _draw(self, committed: list[Segment], final: bool = False) -> None:
         """One write: erase the live region, print committed lines, draw the tail."""
@@ -511,11 +717,7 @@ class LiveMarkdown:
         console = self._console
         lines: list[list[Segment]] = []
         if self._live and not final:
-            rows = max(console.height - 1, 1)
-            source = self._splitter.preview(rows + 1)
-            if source.strip():
-                segments, _ = self._render(source, self._new_line)
-                lines = [_rstrip_line(line) for line in Segment.split_lines(segments)][-rows:]
+            lines = self._live_lines(max(console.height - 1, 1))
             self._last_draw = self._clock()
             self._dirty = False
         out: list[Segment] = []
@@ -531,11 +733,17 @@ class LiveMarkdown:
             out.extend(line)
         self._height = len(lines)
         if out:
-            console.print(_Segments(out), crop=False)
+            from llmost_cli.ui.mdrender import Segments
+
+            console.print(Segments(out), crop=False)
 
 
 class Spinner:
-    """A one-line spinner on a terminal (stderr) until the first token; no trace once stopped."""
+    """A one-line spinner on a terminal (stderr) until the first token; no trace once stopped.
+
+    ``paused()`` wraps other writes to the same terminal (a retry note, a warning): the
+    spinner's line is cleared first and drawn again on the next tick.
+    """
 
     _FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
     _ASCII_FRAMES = "|/-\\"
@@ -543,10 +751,11 @@ class Spinner:
     def __init__(self, console: Console, text: str = "waiting for the model…") -> None:
         self._console = console
         self._text = text
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drawn = False
+        self._drawn = False  # the spinner's line is on the screen
+        self._hidden = False  # the cursor is hidden
         self.interval = 0.08
 
     def start(self) -> None:
@@ -565,15 +774,26 @@ class Spinner:
         thread.join(timeout=2.0)
         self._thread = None
         with self._lock:
-            if self._drawn:
-                from rich.control import Control
-                from rich.segment import ControlType
-
-                self._drawn = False
-                self._console.control(
-                    Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
-                )
+            self._clear()
+            if self._hidden:
+                self._hidden = False
                 self._console.show_cursor(True)
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        with self._lock:
+            self._clear()
+            yield
+
+    def _clear(self) -> None:
+        if self._drawn:
+            from rich.control import Control
+            from rich.segment import ControlType
+
+            self._drawn = False
+            self._console.control(
+                Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
+            )
 
     def _run(self) -> None:
         from rich.control import Control
@@ -593,9 +813,10 @@ class Spinner:
             with self._lock:
                 if self._stop.is_set():
                     return
-                if not self._drawn:
+                if not self._hidden:
                     console.show_cursor(False)
-                    self._drawn = True
+                    self._hidden = True
+                self._drawn = True
                 clear = Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2))
                 try:
                     console.print(clear, line, sep="", end="", crop=False, soft_wrap=True)

@@ -2,16 +2,25 @@
 
 rich is imported inside the functions that draw with it: piped output is written as raw UTF-8
 bytes, so a pipeline never pays for rich.
+
+Text from the server or the model goes through ``ui.escape`` before it reaches a terminal
+(DESIGN.md §2, §9): the answer when stdout is a terminal (markdown or plain), reasoning on
+stderr, every stderr line (errors, warnings, notes, ``say``, ``detail``, ``rule``), tool-call
+and JSON lines on a terminal, tables. stderr lines are escaped even when stderr is not a
+terminal (a log file is read in a terminal later). Only the piped answer (and piped JSON) is
+written byte for byte. Rich markup is never interpreted: rich gets ``Text`` objects.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from llmost_cli.core.events import ReasoningDelta, StreamEvent, TextDelta
+from llmost_cli.ui.escape import StreamEscaper, escape, escape_lines
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,6 +30,7 @@ if TYPE_CHECKING:
     from llmost_cli.core.turn import AnswerWriter
     from llmost_cli.env import Environment
     from llmost_cli.errors import LlmostError
+    from llmost_cli.ui.livemd import Spinner
 
 
 @dataclass
@@ -32,7 +42,9 @@ class UI:
     out_tty: bool
     err_tty: bool
     no_color: bool = False
+    show_reasoning: bool = True  # reasoning text on stderr when it is a terminal
     _consoles: dict[str, Console] = field(default_factory=dict)
+    _spinner: Spinner | None = None  # the spinner on stderr, while it runs
 
     # --- stderr: errors, warnings, notes -------------------------------------------------
     def error(self, exc: LlmostError) -> None:
@@ -45,33 +57,71 @@ class UI:
         self._stderr_line(None, text, "dim")
 
     def say(self, text: str) -> None:
-        """Command output in the REPL: stderr, so that stdout carries answers only."""
-        self.err.write(text + "\n")
-        self.err.flush()
+        """Command output in the REPL: stderr, so that stdout carries answers only.
+        Wrapped to the width of a terminal."""
+        text = escape(text)
+        with self._spinner_paused():
+            if self.err_tty:
+                from rich.text import Text
+
+                self.console("err").print(Text(text, overflow="fold"), highlight=False)
+            else:
+                self._err_write(text + "\n")
 
     def rule(self, text: str) -> None:
         """A dim line between turns (a terminal only)."""
         from rich.text import Text
 
-        self.console("err").print(Text(f"── {text}", style="dim"), highlight=False)
+        with self._spinner_paused():
+            line = Text(f"── {escape_lines(text)}", style="dim", overflow="fold")
+            self.console("err").print(line, highlight=False)
 
     def detail(self, text: str) -> None:
-        """An indented stderr line under a note (tool commands, arguments, output), kept whole."""
-        self.err.write("    " + text.replace("\n", "\n    ") + "\n")
-        self.err.flush()
+        """An indented stderr line under a note (tool commands, arguments, output), kept whole:
+        escaped, every line indented, long lines folded at the width of a terminal (never cut,
+        never re-spaced)."""
+        lines = escape(text).split("\n")
+        if self.err_tty:
+            from rich.cells import chop_cells
+
+            width = max(self.console("err").width - 4, 8)
+            lines = [part for line in lines for part in (chop_cells(line, width) or [""])]
+        with self._spinner_paused():
+            self._err_write("".join(f"    {line}\n" for line in lines))
 
     def _stderr_line(self, label: str | None, text: str, style: str) -> None:
         prefix = f"llmost: {label}: " if label else "llmost: "
-        text = " ".join(text.splitlines())  # one line, always
-        if self.err_tty and not self.no_color:
-            from rich.text import Text
+        text = escape_lines(text)  # one line, always
+        with self._spinner_paused():
+            if self.err_tty and not self.no_color:
+                from rich.text import Text
 
-            line = Text(prefix, style=style)
-            line.append(text)
-            self.console("err").print(line, soft_wrap=True, highlight=False)
-        else:
-            self.err.write(prefix + text + "\n")
-            self.err.flush()
+                line = Text(prefix, style=style)
+                line.append(text)
+                self.console("err").print(line, soft_wrap=True, highlight=False)
+            else:
+                self._err_write(prefix + text + "\n")
+
+    def _err_write(self, text: str) -> None:
+        self.err.write(text)
+        self.err.flush()
+
+    def _spinner_paused(self) -> AbstractContextManager[None]:
+        """Around a stderr write: the spinner's line is cleared first and redrawn later."""
+        spinner = self._spinner
+        return spinner.paused() if spinner is not None else nullcontext()
+
+    def reasoning(self, text: str) -> None:
+        """Reasoning text, dimmed on stderr (escaped; callers check ``err_tty``)."""
+        if not text:
+            return
+        if self.no_color:
+            self._err_write(text)
+            return
+        from rich.text import Text
+
+        self.console("err").print(Text(text, style="dim"), end="", soft_wrap=True)
+        self.err.flush()
 
     # --- stdout: the answer only ---------------------------------------------------------
     def write(self, text: str) -> None:
@@ -79,16 +129,22 @@ class UI:
 
     def json(self, obj: Any, *, pretty: bool = False) -> None:
         text = json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None, allow_nan=False)
-        self.write(text + "\n")
+        self.write_data(text + "\n")
+
+    def write_data(self, text: str) -> None:
+        """Data from the server on stdout: escaped on a terminal, byte for byte when piped."""
+        self.write(escape(text) if self.out_tty else text)
 
     def console(self, which: str = "out") -> Console:
         """A rich Console on stdout or stderr, built on first use."""
         if which not in self._consoles:
             from rich.console import Console
 
-            stream: Any = self.err if which == "err" else _TextOut(self.out, self.out_tty)
+            err = which == "err"
+            stream: Any = self.err if err else _TextOut(self.out, self.out_tty)
             self._consoles[which] = Console(
                 file=stream,
+                force_terminal=self.err_tty if err else self.out_tty,
                 no_color=self.no_color or None,
                 highlight=False,
                 soft_wrap=False,
@@ -99,13 +155,13 @@ class UI:
         """How a streamed answer reaches the user.
 
         quiet: nothing on stdout while streaming (``-o json`` prints the result afterwards).
+        A spinner waits for the first token on stderr whenever that is a terminal.
         """
-        spinner = self.out_tty and self.err_tty
         if quiet:
             return QuietWriter(self, spinner=self.err_tty)
         if markdown and self.out_tty:
             return MarkdownWriter(self)
-        return PlainWriter(self, spinner=spinner)
+        return PlainWriter(self, spinner=self.err_tty)
 
     def tool_calls(self, calls: list[ToolCall]) -> None:
         """One JSON line per call on stdout (DESIGN.md §2); a warning for unparsable arguments."""
@@ -114,7 +170,7 @@ class UI:
                 self.warn(
                     f"tool call {call.id} has arguments that are not valid JSON; shown as received"
                 )
-            self.write(tool_call_line(call) + "\n")
+            self.write_data(tool_call_line(call) + "\n")
 
     def usage(self, u: Usage | None, cost: float | None) -> None:
         if u is None:
@@ -200,27 +256,63 @@ def tool_call_line(call: ToolCall) -> str:
 
 class _SpinnerMixin:
     ui: UI
-    _spinner: Any = None
+    _spinner: Spinner | None = None
 
     def _spin(self) -> None:
         from llmost_cli.ui.livemd import Spinner
 
-        self._spinner = Spinner(self.ui.console("err"))
+        self._spinner = self.ui._spinner = Spinner(self.ui.console("err"))
         self._spinner.start()
 
     def _unspin(self) -> None:
         if self._spinner is not None:
             self._spinner.stop()
+            if self.ui._spinner is self._spinner:
+                self.ui._spinner = None
             self._spinner = None
 
 
-class PlainWriter(_SpinnerMixin):
-    """Text exactly as received, flushed per chunk; one final newline if missing."""
+class _ReasoningMixin(_SpinnerMixin):
+    """Reasoning text, dimmed and escaped on stderr when that is a terminal."""
+
+    _reasoning: StreamEscaper | None = None
+    _reasoning_open = False  # reasoning shown, not yet ended with a newline
+
+    def _reason(self, text: str) -> None:
+        ui = self.ui
+        if not (ui.err_tty and ui.show_reasoning):
+            return
+        self._unspin()
+        if self._reasoning is None:
+            self._reasoning = StreamEscaper()
+        shown = self._reasoning.feed(text)
+        if shown:
+            ui.reasoning(shown)
+            self._reasoning_open = not shown.endswith("\n")
+
+    def _end_reasoning(self) -> None:
+        """Before the answer: the reasoning ends with a line of its own."""
+        if self._reasoning is not None:
+            rest = self._reasoning.close()
+            if rest:
+                self.ui.reasoning(rest)
+                self._reasoning_open = True
+        if self._reasoning_open:
+            self.ui.reasoning("\n")
+            self._reasoning_open = False
+
+
+class PlainWriter(_ReasoningMixin):
+    """Text exactly as received, flushed per chunk; one final newline if missing.
+
+    On a terminal (``--no-markdown``) the text is escaped; piped it is byte for byte.
+    """
 
     def __init__(self, ui: UI, *, spinner: bool = False) -> None:
         self.ui = ui
         self._use_spinner = spinner
         self._last = ""
+        self._escaper = StreamEscaper() if ui.out_tty else None
 
     def start(self, prefill: str) -> None:
         if prefill:
@@ -231,40 +323,56 @@ class PlainWriter(_SpinnerMixin):
     def event(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
             self._unspin()
+            self._end_reasoning()
             self._emit(event.text)
-        elif isinstance(event, ReasoningDelta) and self.ui.err_tty:
-            self._unspin()
-            self.ui.err.write(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self._reason(event.text)
 
     def _emit(self, text: str) -> None:
-        self.ui.write(text)
-        self._last = text
+        if self._escaper is not None:
+            text = self._escaper.feed(text)
+        if text:
+            self.ui.write(text)
+            self._last = text
 
     def finish(self, reply: Reply) -> None:
         self._unspin()
+        self._end_reasoning()
         self._end_line()
 
     def abort(self) -> None:
         self._unspin()
+        self._end_reasoning()
         self._end_line()
 
     def _end_line(self) -> None:
+        if self._escaper is not None:
+            rest = self._escaper.close()
+            if rest:
+                self.ui.write(rest)
+                self._last = rest
         if self._last and not self._last.endswith("\n"):
             self.ui.write("\n")
         self._last = ""
 
 
-class MarkdownWriter(_SpinnerMixin):
-    """Live markdown on a terminal: finished blocks once, only the tail redrawn."""
+class MarkdownWriter(_ReasoningMixin):
+    """Live markdown on a terminal: finished blocks once, only the tail redrawn.
+
+    Reasoning is shown on stderr until the answer starts; after that it would tear the live
+    region apart (both are on the terminal), so it is not shown.
+    """
 
     def __init__(self, ui: UI) -> None:
         from llmost_cli.ui.livemd import LiveMarkdown
 
         self.ui = ui
         self._live = LiveMarkdown(ui.console("out"))
+        self._answering = False
 
     def start(self, prefill: str) -> None:
         if prefill:
+            self._answering = True
             self._live.feed(prefill)
         else:
             self._spin()
@@ -272,14 +380,21 @@ class MarkdownWriter(_SpinnerMixin):
     def event(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
             self._unspin()
+            if not self._answering:
+                self._answering = True
+                self._end_reasoning()
             self._live.feed(event.text)
+        elif isinstance(event, ReasoningDelta) and not self._answering:
+            self._reason(event.text)
 
     def finish(self, reply: Reply) -> None:
         self._unspin()
+        self._end_reasoning()
         self._live.finish()
 
     def abort(self) -> None:
         self._unspin()
+        self._end_reasoning()
         self._live.abort()
 
 

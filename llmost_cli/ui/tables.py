@@ -1,26 +1,43 @@
-"""Tables and detail views (``llmost models``): rich on a terminal, plain text when piped.
+"""Tables and detail views (``llmost models``): drawn for a terminal, plain text when piped.
 
 Part of the rendering layer: rich is imported inside the functions that draw, so a pipeline
-never pays for it.
+never pays for it. Model ids, names and descriptions come from the server: on a terminal they
+are escaped (``ui/escape.py``) and handed to rich as ``Text``/segments, never as markup;
+piped, they are written as received.
+
+The terminal table is laid out here rather than by ``rich.table.Table``: rich measures and
+renders every cell through its generic layout machinery (hundreds of microseconds a cell, and
+worse than linear over a long table), and a server may list 100,000 models. Column widths are
+one pass over the cells; each row is then a handful of segments. Lines carry no trailing
+spaces.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from llmost_cli.core.models import Summary, format_decimal
+from llmost_cli.ui.escape import escape
 
 if TYPE_CHECKING:
-    from rich.table import Table
-    from rich.text import Text
+    from rich.console import Console
+    from rich.segment import Segment
+    from rich.style import Style
 
     from llmost_cli.ui.output import UI
 
 HEADERS = ("ID", "CONTEXT", "PROMPT", "COMPLETION", "INPUT")  # prices: per 1M, in the caption
 PLAIN_WIDTH = 80
+GAP = "  "  # between columns
+MIN_ID_WIDTH = 12
+
+# A cell: its text, a style name ("" for none) and its width in cells; the id column is
+# left-aligned, the numbers right-aligned, the input modalities (last) left-aligned and never
+# padded.
+Cell = tuple[str, str, int]
 
 
 def models_table(ui: UI, rows: Sequence[Summary]) -> None:
@@ -28,60 +45,106 @@ def models_table(ui: UI, rows: Sequence[Summary]) -> None:
     if not ui.out_tty:
         ui.write("".join("\t".join(row.cells()) + "\n" for row in rows))
         return
-    from rich.measure import Measurement
+    from rich.cells import cell_len
 
     console = ui.console("out")
-    table = _table(rows, with_input=True)
-    unbounded = console.options.update(width=10_000)  # the natural width, not the clamped one
-    if Measurement.get(console, unbounded, table).maximum > console.width:
-        table = _table(rows, with_input=False)  # narrow terminal: the id matters more
-    console.print(table)
+    table = [_cells(row, cell_len) for row in rows]
+    console.print(_Lines(list(_table_lines(console, table, len(rows)))), crop=False)
 
 
-def _table(rows: Sequence[Summary], *, with_input: bool) -> Table:
-    from rich import box
-    from rich.table import Table
-
-    count = f"{len(rows)} model{'s' * (len(rows) != 1)}; prices per million tokens"
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        header_style="bold",
-        caption=count,
-        caption_justify="left",
-    )
-    table.add_column(HEADERS[0], overflow="fold")  # folded, never cut: ids are for copying
-    for header in HEADERS[1:4]:
-        table.add_column(header, justify="right", no_wrap=True)
-    if with_input:
-        table.add_column(HEADERS[4])
-    for row in rows:
-        cells: list[Text | str] = [
-            row.id,
-            _dash() if row.context_length is None else f"{row.context_length:,}",
-            _money(row.prompt_per_m),
-            _money(row.completion_per_m),
-        ]
-        if with_input:
-            cells.append(", ".join(row.input_modalities) if row.input_modalities else _dash())
-        table.add_row(*cells)
-    return table
+def _cells(row: Summary, cell_len: Callable[[str], int]) -> list[Cell]:
+    model_id = escape(row.id)
+    inputs = escape(", ".join(row.input_modalities)) if row.input_modalities else ""
+    return [
+        (model_id, "", len(model_id) if model_id.isascii() else cell_len(model_id)),
+        _DASH if row.context_length is None else _plain(f"{row.context_length:,}"),
+        _money(row.prompt_per_m),
+        _money(row.completion_per_m),
+        (inputs, "", len(inputs) if inputs.isascii() else cell_len(inputs)) if inputs else _DASH,
+    ]
 
 
-def _dash() -> Text:
-    from rich.text import Text
-
-    return Text("-", style="dim")
+def _plain(text: str) -> Cell:
+    return (text, "", len(text))
 
 
-def _money(value: Decimal | None) -> Text | str:
-    from rich.text import Text
+_DASH: Cell = ("-", "dim", 1)
+_FREE: Cell = ("free", "green", 4)
 
+
+def _money(value: Decimal | None) -> Cell:
     if value is None:
-        return _dash()
+        return _DASH
     if value == 0:
-        return Text("free", style="green")
-    return format_decimal(value)
+        return _FREE
+    return _plain(format_decimal(value))
+
+
+def _table_lines(console: Console, table: list[list[Cell]], count: int) -> Iterator[Segment]:
+    from rich.cells import cell_len, chop_cells
+    from rich.segment import Segment
+
+    width = console.width
+    columns = len(HEADERS)
+    widths = [max((cells[index][2] for cells in table), default=0) for index in range(columns)]
+    widths = [max(size, len(header)) for size, header in zip(widths, HEADERS, strict=True)]
+    if sum(widths) + len(GAP) * (columns - 1) > width:
+        columns = 4  # a narrow terminal: the input column goes first, the id matters more
+    widths = widths[:columns]
+    others = sum(widths[1:]) + len(GAP) * (columns - 1)
+    widths[0] = min(widths[0], max(width - others, MIN_ID_WIDTH))
+    styles: dict[str, Style | None] = {"": None}
+    for name in ("bold", "dim", "green"):
+        styles[name] = console.get_style(name)
+    new_line = Segment.line()
+
+    def row(cells: list[Cell]) -> Iterator[Segment]:
+        """One table row; plain text runs are merged into one segment (a row is few)."""
+        first, name, size = cells[0]
+        id_style = styles[name]
+        pieces = [first] if size <= widths[0] else chop_cells(first, widths[0])
+        plain: list[str] = []
+        if id_style is None:
+            plain.append(pieces[0])
+        else:
+            yield Segment(pieces[0], id_style)
+        pad = widths[0] - (size if len(pieces) == 1 else cell_len(pieces[0]))
+        for index in range(1, columns):
+            text, name, size = cells[index]
+            if index == 4:  # the input column: left-aligned, nothing after it
+                plain.append(" " * pad + GAP)
+            else:
+                plain.append(" " * (pad + len(GAP) + widths[index] - size))
+            pad = 0
+            cell_style = styles[name]
+            if cell_style is None:
+                plain.append(text)
+            else:
+                yield Segment("".join(plain))
+                plain.clear()
+                yield Segment(text, cell_style)
+        plain.append("\n")
+        yield Segment("".join(plain))
+        for piece in pieces[1:]:  # an id longer than its column folds onto lines of its own
+            yield Segment(piece, id_style)
+            yield new_line
+
+    yield from row([(header, "bold", len(header)) for header in HEADERS])
+    yield Segment("─" * min(sum(widths) + len(GAP) * (columns - 1), width))
+    yield new_line
+    for cells in table:
+        yield from row(cells)
+    noun = "model" if count == 1 else "models"
+    yield Segment(f"{count} {noun}; prices per million tokens", styles["dim"])
+    yield new_line
+
+
+class _Lines:
+    def __init__(self, segments: list[Segment]) -> None:
+        self.segments = segments
+
+    def __rich_console__(self, console: object, options: object) -> Iterator[Segment]:
+        yield from self.segments
 
 
 def model_detail(ui: UI, fields: Sequence[tuple[str, str]], description: str | None) -> None:
@@ -93,19 +156,36 @@ def model_detail(ui: UI, fields: Sequence[tuple[str, str]], description: str | N
             lines += ["", *_wrap(description, PLAIN_WIDTH)]
         ui.write("\n".join(lines) + "\n")
         return
-    from rich.table import Table
+    from rich.cells import cell_len
+    from rich.segment import Segment
+
+    console = ui.console("out")
+    shown = [(escape(label), escape(value)) for label, value in fields]
+    label_width = max((cell_len(label) for label, _ in shown), default=0)
+    room = max(console.width - label_width - len(GAP), 8)
+    bold, dim = console.get_style("bold"), console.get_style("dim")
+    out: list[Segment] = []
+    for label, value in shown:
+        out.append(Segment(label, bold))
+        for index, line in enumerate(_wrapped(console, value, room)):
+            indent = label_width - cell_len(label) if index == 0 else label_width
+            if line:
+                out.append(Segment(" " * indent + GAP))
+                out.append(Segment(line, dim if value == "-" else None))
+            out.append(Segment.line())
+    if description:
+        out.append(Segment.line())
+        for line in _wrapped(console, escape(description), console.width):
+            out += [Segment(line), Segment.line()]
+    console.print(_Lines(out), crop=False)
+
+
+def _wrapped(console: Console, text: str, width: int) -> list[str]:
+    """``text`` wrapped at spaces to ``width`` cells (a longer word is folded), its own line
+    breaks kept, no trailing spaces."""
     from rich.text import Text
 
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    for label, value in fields:
-        grid.add_row(label, Text(value, style="dim") if value == "-" else value)
-    console = ui.console("out")
-    console.print(grid)
-    if description:
-        console.print()
-        console.print(Text(description))  # rich wraps it to the terminal
+    return [line.plain.rstrip() for line in Text(text).wrap(console, width, overflow="fold")]
 
 
 def _wrap(text: str, width: int) -> list[str]:
