@@ -74,6 +74,8 @@ class ConfigError(LlmostError):
 
 class APIError(LlmostError):
     exit_code = ExitCode.API
+    #: The server's whole message (up to the read limit) when ``message`` shows it folded.
+    detail: str = ""
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import json
 import re
 import selectors
@@ -25,6 +26,7 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -37,25 +39,30 @@ __all__ = [
     "DEFAULT_USAGE",
     "FakeServer",
     "Recorded",
+    "RecordingProxy",
     "Reply",
     "adaptive",
+    "bomb",
     "chunk",
     "comment",
     "completion",
     "done",
     "drop",
     "error",
+    "every",
     "hang",
     "markdown_pieces",
     "midstream_error",
     "pause",
     "raw",
+    "raw_http",
     "raw_response",
     "redirect",
     "split_text",
     "stream",
     "stream_text",
     "stream_tool_calls",
+    "trickle",
 ]
 
 CHAT_PATH = "/api/v1/chat/completions"
@@ -218,7 +225,20 @@ class _Line:
     text: str
 
 
-Part = _Data | _Pause | _Drop | _Line
+@dataclass(frozen=True)
+class _Trickle:
+    data: bytes
+    interval: float
+
+
+@dataclass(frozen=True)
+class _Every:
+    part: _Line | _Data
+    interval: float
+    count: int | None
+
+
+Part = _Data | _Pause | _Drop | _Line | _Trickle | _Every
 
 
 def chunk(obj: dict[str, Any]) -> Part:
@@ -247,6 +267,18 @@ def pause(seconds: float) -> Part:
 def drop(*, reset: bool = False) -> Part:
     """Close the connection right here. reset=True sends a TCP RST instead of a FIN."""
     return _Drop(reset)
+
+
+def trickle(data: bytes, interval: float = 1.0) -> Part:
+    """`data` one byte at a time (each its own write / HTTP chunk), `interval` s apart."""
+    return _Trickle(data, interval)
+
+
+def every(part: Part, interval: float, count: int | None = None) -> Part:
+    """`part` (a chunk, comment or raw bytes) sent `count` times, `interval` s apart; forever
+    (until the client goes away or the server stops) when count is None."""
+    assert isinstance(part, _Line | _Data)
+    return _Every(part, interval, count)
 
 
 # --------------------------------------------------------------------------- replies
@@ -346,10 +378,43 @@ class _StreamReply(Reply):
             elif isinstance(part, _Drop):
                 ctx.close(reset=part.reset)
                 return
+            elif isinstance(part, _Trickle):
+                for i in range(len(part.data)):
+                    if i and ctx.wait(part.interval):
+                        ctx.close()
+                        return
+                    self._send(ctx, part.data[i : i + 1])
+            elif isinstance(part, _Every):
+                data = self._encode(part.part)
+                sent = 0
+                while part.count is None or sent < part.count:
+                    if sent and ctx.wait(part.interval):
+                        ctx.close()
+                        return
+                    self._send(ctx, data)
+                    sent += 1
             else:
                 self._send(ctx, self._encode(part))
         if self.chunked:
             ctx.write(b"0\r\n\r\n")
+
+
+@dataclass
+class _RawHTTPReply(Reply):
+    data: bytes
+    interval: float | None
+    then_hang: float
+
+    def play(self, ctx: _Ctx) -> None:
+        ctx.handler.close_connection = True
+        if self.interval is None:
+            ctx.write(self.data)
+        else:
+            for i in range(len(self.data)):
+                if i and ctx.wait(self.interval):
+                    return
+                ctx.write(self.data[i : i + 1])
+        ctx.wait(self.then_hang)
 
 
 @dataclass
@@ -658,6 +723,44 @@ def json_response(obj: Any, *, status: int = 200, headers: dict[str, str] | None
     return _BodyReply(status, _dumps(obj).encode(), "application/json", headers)
 
 
+def raw_http(data: bytes, *, interval: float | None = None, then_hang: float = 0.0) -> Reply:
+    """Bytes written as the whole response, status line and headers included (no framing is
+    added), one byte every `interval` s when given; then wait `then_hang` s and close."""
+    return _RawHTTPReply(data, interval, then_hang)
+
+
+@functools.lru_cache(maxsize=8)
+def bomb(
+    encoding: str = "gzip", decoded_size: int = 1 << 30, unit: bytes = b"\0", prefix: bytes = b""
+) -> bytes:
+    """A decompression bomb: `prefix` then `unit` repeated to about `decoded_size` bytes, as a
+    valid `gzip`, `deflate` (zlib) or `raw-deflate` body. 1 GiB of zeros is ~1 MB compressed.
+    Built from one compressed 1 MiB block repeated (a full flush makes the blocks independent),
+    so it takes a fraction of a second; cached."""
+    wbits = {"gzip": 31, "deflate": 15, "raw-deflate": -15}[encoding]
+    block = unit * max(1, (1 << 20) // len(unit))
+    count = max(1, (decoded_size - len(prefix)) // len(block))
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
+    first = packer.compress(prefix + block) + packer.flush(zlib.Z_FULL_FLUSH)
+    middle = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    again = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    assert middle == again, "a flushed block must compress the same every time"
+    final = packer.flush()  # the last (empty) block and a trailer for 3 blocks: replaced below
+    body = first + middle * (count - 1)
+    if encoding == "raw-deflate":
+        return body + final
+    crc, adler = zlib.crc32(prefix), zlib.adler32(prefix)
+    for _ in range(count):
+        if encoding == "gzip":
+            crc = zlib.crc32(block, crc)
+        else:
+            adler = zlib.adler32(block, adler)
+    total = len(prefix) + count * len(block)
+    if encoding == "gzip":
+        return body + final[:-8] + struct.pack("<II", crc, total & 0xFFFFFFFF)
+    return body + final[:-4] + struct.pack(">I", adler)
+
+
 def hang(seconds: float, then: Reply | None = None) -> Reply:
     """Send nothing for `seconds` (wakes at once on server stop), then play `then`, or close the
     connection without any response when `then` is None."""
@@ -917,6 +1020,88 @@ class FakeServer:
         if rec.path == MODELS_PATH and rec.method in ("GET", "HEAD"):
             return _ModelsReply(self)
         return error(404, f"Not found: {rec.method} {rec.path}", metadata={"path": rec.path})
+
+
+# --------------------------------------------------------------------------- a proxy that records
+
+
+class RecordingProxy:
+    """A would-be HTTP proxy (default on 127.0.0.2, i.e. "another host") that records every
+    byte it receives, answers 502 to whatever was asked, and forwards nothing.
+
+        with RecordingProxy() as proxy:
+            env = {"HTTPS_PROXY": proxy.url}
+            ...
+            assert KEY.encode() not in proxy.received()
+    """
+
+    def __init__(self, host: str = "127.0.0.2") -> None:
+        self.host = host
+        self.port = 0
+        self.connections: list[bytes] = []
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def received(self) -> bytes:
+        with self._lock:
+            return b"".join(self.connections)
+
+    def start(self) -> RecordingProxy:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        sock.listen(16)
+        sock.settimeout(0.2)
+        self._sock, self.port = sock, sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="recording-proxy")
+        self._thread.start()
+        return self
+
+    def _serve(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        data = bytearray()
+        with self._lock:
+            index = len(self.connections)
+            self.connections.append(b"")
+        conn.settimeout(2.0)
+        with contextlib.suppress(OSError), conn:
+            while b"\r\n\r\n" not in data and len(data) < 1 << 20:
+                piece = conn.recv(65536)
+                if not piece:
+                    break
+                data += piece
+                with self._lock:
+                    self.connections[index] = bytes(data)
+            conn.sendall(
+                b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._sock is not None:
+            self._sock.close()
+
+    def __enter__(self) -> RecordingProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 # --------------------------------------------------------------------------- standalone mode

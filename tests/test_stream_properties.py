@@ -128,3 +128,139 @@ def test_utf8_character_split_across_chunks() -> None:
     data += b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
     for i in range(1, len(data)):
         assert events([data[:i], data[i:]])[1] == TextDelta("ё👍")
+
+
+# --- hostile JSON values (depth, size, numbers, surrogates) --------------------------------
+
+# JSON text of a value, written by hand so that it may hold what json.dumps refuses or cannot
+# produce: lone surrogates, NaN, 6000-digit numbers, nesting 3000 deep.
+scalars = st.one_of(
+    st.sampled_from(["null", "true", "false", "0", "-1", "0.5", "[]", "{}", '""']),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1e-999"]),
+    st.integers(min_value=1, max_value=6000).map(lambda n: "9" * n),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+    st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=30).map(json.dumps),
+    st.sampled_from(['"\\ud800"', '"a\\udfffb"', '"\\ud83d\\ude00"', '"\\ud83d"', '"[[{\\"]"']),
+)
+nested = st.tuples(st.integers(min_value=1, max_value=3000), st.sampled_from(["[", '{"k":'])).map(
+    lambda t: t[1] * t[0] + "1" + ("]" if t[1] == "[" else "}") * t[0]
+)
+values = st.recursive(
+    st.one_of(scalars, nested),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda xs: "[" + ",".join(xs) + "]"),
+        st.lists(st.tuples(scalars, inner), max_size=4).map(
+            lambda kvs: "{" + ",".join(f"{json.dumps(str(k))}:{v}" for k, v in kvs) + "}"
+        ),
+    ),
+    max_leaves=8,
+)
+TEMPLATES = [
+    '{"choices":[{"index":0,"delta":{"content":V}}]}',
+    '{"choices":[{"index":0,"delta":{"reasoning":V,"role":V}}]}',
+    '{"choices":[{"index":V,"delta":{"content":"x"},"finish_reason":V}]}',
+    '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":V,"id":V,"function":'
+    '{"name":V,"arguments":V}}]}}]}',
+    '{"choices":[{"index":0,"delta":{"tool_calls":V}}]}',
+    '{"choices":[],"usage":{"prompt_tokens":V,"completion_tokens":V,"cost":V,"extra":V}}',
+    '{"error":V,"choices":[{"index":0,"finish_reason":"error"}]}',
+    '{"error":{"message":V,"code":V,"metadata":V}}',
+    '{"id":V,"model":V,"choices":V,"usage":V}',
+    '{"choices":[{"index":0,"delta":V,"message":V}]}',
+    "V",
+]
+
+
+def check_safe(got: list[StreamEvent]) -> None:
+    """What was yielded can be encoded as UTF-8, written as strict JSON and walked."""
+    from llmost_cli.core.events import ErrorEvent, ToolCallDelta, Usage
+
+    for event in got:
+        for name in event.__slots__:
+            value = getattr(event, name)
+            json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        if isinstance(event, ToolCallDelta):
+            assert 0 <= event.index < 1024
+        if isinstance(event, Usage):
+            for count in (event.prompt_tokens, event.completion_tokens, event.total_tokens):
+                assert count is None or 0 <= count < 2**53
+            assert event.cost is None or event.cost - event.cost == 0
+        if isinstance(event, ErrorEvent):
+            assert len(event.message) <= 1000 and "\n" not in event.message
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(TEMPLATES), values), min_size=1, max_size=5))
+def test_hostile_json_values_raise_only_documented_errors(
+    events_spec: list[tuple[str, str]],
+) -> None:
+    head = b'data: {"choices":[{"index":0,"delta":{"content":"first"}}]}\n\n'
+    data = head + b"".join(
+        b"data: " + t.replace("V", v).encode("utf-8", "surrogatepass") + b"\n\n"
+        for t, v in events_spec
+    )
+    data += b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+    got: list[StreamEvent] = []
+    try:
+        got.extend(client.parse_sse_bytes([data]))
+    except (StreamError, NetworkError) as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400
+    assert got[:1] == [TextDelta("first")]  # yielded before anything bad stays yielded
+    check_safe(got)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(TEMPLATES), values)
+def test_hostile_json_bodies_raise_only_documented_errors(template: str, value: str) -> None:
+    from llmost_cli.api import safejson
+
+    text = template.replace("V", value).replace('"delta"', '"message"')
+    try:
+        body = safejson.loads(text.encode("utf-8", "surrogatepass"))
+        got = list(client.events_from_body(body))
+    except (safejson.Rejected, StreamError):
+        return
+    check_safe(got)
+
+
+def json_depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    return 0
+
+
+tricky = st.text(alphabet='[]{}"\\ab/\n', max_size=8)
+json_trees = st.recursive(
+    st.one_of(st.none(), st.integers(), tricky),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(tricky, inner, max_size=3)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_trees, st.integers(min_value=0, max_value=8), st.booleans())
+def test_depth_check_is_exact_on_json(value: Any, limit: int, ascii_only: bool) -> None:
+    from llmost_cli.api import safejson
+
+    text = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert safejson.depth_ok(text, limit) == (json_depth(value) <= limit)
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_trees, st.lists(st.integers(min_value=0), max_size=20))
+def test_depth_gauge_matches_the_whole_text(value: Any, cuts: list[int]) -> None:
+    from llmost_cli.api import safejson
+
+    text = json.dumps(value)
+    gauge = safejson.DepthGauge()
+    points = sorted({c % (len(text) + 1) for c in cuts})
+    pieces = [text[a:b] for a, b in zip([0, *points], [*points, len(text)], strict=True)]
+    deepest = json_depth(value)
+    ok = all(gauge.feed(p, limit=6) for p in pieces)
+    assert ok == (deepest <= 6)
+    if ok:
+        assert gauge.depth == 0 and not gauge.in_string

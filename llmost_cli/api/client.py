@@ -1,55 +1,88 @@
-"""HTTP: the one httpx client, retries, and SSE -> typed stream events.
+"""HTTP: the one httpx client, retries, errors, and the answer as typed stream events.
 
-This is the only module that imports httpx; every httpx exception is translated here into the
-tree of ``errors.py``.
+The ``api`` package is the only one that imports httpx; every httpx exception is translated
+here into the tree of ``errors.py``. The layers below: ``transport`` (sockets bounded by the
+deadline, proxies), ``limits`` (sizes, bounded decompression, the deadline), ``safejson``
+(hostile JSON), ``sse`` (bytes -> events).
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
+import errno
+import os
 import random
 import re
-import sys
+import socket
+import ssl
 import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import httpx
 
 from llmost_cli import __version__
-from llmost_cli.core.events import (
-    ErrorEvent,
-    Finish,
-    ReasoningDelta,
-    ResponseMeta,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-)
+from llmost_cli.api import limits, safejson
+from llmost_cli.api import transport as _transport
+from llmost_cli.api.limits import Deadline
+from llmost_cli.api.sse import events_from_body, fold, parse_sse_bytes
+from llmost_cli.core.events import StreamEvent
 from llmost_cli.errors import (
     APIError,
+    ConfigError,
     NetworkError,
     RequestTimeout,
     StreamError,
     api_error_for_status,
 )
 
-# Start-up: httpx imports its own command-line tool (click, rich, pygments) and httpcore imports
-# trio whenever they are installed. llmost uses neither; together they cost more than 60 ms of
-# every `ask`. Marking them absent makes both libraries take their documented fallbacks.
-for _name in ("httpx._main", "trio"):
-    sys.modules.setdefault(_name, None)  # type: ignore[arg-type]  # None: "not installed"
-
-import httpx  # noqa: E402
-from httpx_sse import EventSource  # noqa: E402
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "RETRY_STATUSES",
+    "Client",
+    "client_for",
+    "events_from_body",
+    "parse_sse_bytes",
+    "retry_after",
+]
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # a longer wait is reported instead of silently sleeping
 BACKOFF_BASE = 1.0
 Log = Callable[[str], None]
+# on_retry(attempt, retries, delay_seconds, reason): attempt counts from 1; reason is short,
+# e.g. "HTTP 503" or "connection refused", for a line such as "retrying in 2 s (HTTP 503, 1/3)".
+OnRetry = Callable[[int, int, float, str], None]
 
 
 class Client:
+    """The HTTP client of llmost: ``chat`` streams an answer as events, ``get_json`` reads JSON.
+
+    What ``timeout`` (``--timeout SECONDS``) bounds, for each attempt of a request:
+
+    * connecting (name lookup, TCP connect, TLS handshake, proxy tunnel): at most ``timeout``
+      seconds, and never more than 15 s;
+    * the response headers: they must have arrived in full within ``timeout`` seconds of the
+      start of the attempt, however slowly the server sends them;
+    * a streamed answer: at most ``timeout`` seconds may pass without a complete SSE data event.
+      Keep-alive comments (``: OPENROUTER PROCESSING``) and part of an event do not count as
+      progress, so neither a stream of comments nor one trickling a byte a second can hold the
+      client longer. (Time the caller spends handling the events is not counted.)
+    * a non-streamed answer or an error body: all of it within ``timeout`` seconds of the
+      headers.
+
+    On expiry: ``RequestTimeout`` (exit 8) naming host:port and what was awaited. Between
+    attempts (``retries`` of them, after HTTP 408/429/5xx or a failure to connect, never once
+    an answer has started) the client sleeps (``sleep=``; ``Retry-After`` honoured up to
+    MAX_RETRY_AFTER) and calls ``on_retry(attempt, retries, delay, reason)``; that time is in
+    no timeout.
+
+    Nothing the server sends can exhaust memory or escape as anything but the documented errors:
+    see ``limits`` for the size limits and ``safejson`` for hostile JSON. The API key is only
+    ever sent in the Authorization header: it is not in any error message or debug line, and a
+    plain ``http://`` base URL never goes through a proxy.
+    """
+
     def __init__(
         self,
         base_url: str,
@@ -60,22 +93,37 @@ class Client:
         log: Log | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        on_retry: Callable[[str, int, int, float], None] | None = None,
+        on_retry: OnRetry | None = None,
     ) -> None:
-        headers = {"User-Agent": f"llmost/{__version__}"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
+        if api_key and not (api_key.isascii() and api_key.isprintable()):
+            raise ConfigError(
+                "the API key contains a control or non-ASCII character, so it cannot be sent "
+                "in an HTTP header",
+                hint="check the key for stray characters",
+            )
+        self._key = api_key or None
         self.retries = retries
+        self._timeout = timeout
         self._log = log
         self._sleep = sleep
         self._on_retry = on_retry
+        try:
+            url = httpx.URL(base_url.rstrip("/") + "/")
+        except httpx.InvalidURL:
+            raise ConfigError("base_url is not a valid URL") from None
+        port = url.port or (443 if url.scheme == "https" else 80)
+        self._where = f"{url.host}:{port}"
+        headers = {"User-Agent": f"llmost/{__version__}", "Accept-Encoding": "gzip, deflate"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if transport is None:
+            transport = _transport.for_url(url, log=self._debug if log else None)
         self._http = httpx.Client(
-            base_url=base_url.rstrip("/") + "/",
+            base_url=url,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
             follow_redirects=False,  # a redirect must never carry the key to another host
             transport=transport,
-            trust_env=True,
+            trust_env=False,  # the transport reads the proxy variables itself
         )
 
     def close(self) -> None:
@@ -93,52 +141,71 @@ class Client:
         Closing the generator (Ctrl-C, an error downstream) closes the HTTP stream at once.
         """
         headers = {"Accept": "text/event-stream"} if body.get("stream") else {}
-        response = self._open("POST", "chat/completions", json_body=body, headers=headers)
+        deadline = Deadline(self._timeout, self._where)
+        response = self._open("POST", "chat/completions", body, headers, deadline)
         try:
-            ctype = response.headers.get("content-type", "")
-            if "text/event-stream" in ctype:
-                yield from iter_sse_events(response)
+            encoding = response.headers.get("content-encoding", "")
+            if "text/event-stream" in response.headers.get("content-type", ""):
+                deadline.start(limits.NEXT_EVENT)
+                pieces = limits.decoded(
+                    response.iter_raw(), encoding, limits.SSE_STREAM_LIMIT, "the stream"
+                )
+                yield from parse_sse_bytes(pieces, deadline)
             else:
-                yield from events_from_body(_read_json(response, "chat/completions"))
+                limit = limits.JSON_BODY_LIMIT
+                body = self._read_json(response, "chat/completions", limit, deadline)
+                yield from events_from_body(body)
         except httpx.HTTPError as exc:
-            raise _network_error(exc, self._http.base_url) from exc
+            raise self._network_error(exc, deadline) from _cause(exc, self._key)
         finally:
             response.close()
 
-    def get_json(self, path: str) -> Any:
-        response = self._open("GET", path)
+    def get_json(self, path: str, *, limit: int | None = None) -> Any:
+        """GET ``path`` (relative to the base URL) and parse its JSON body, of at most ``limit``
+        decoded bytes (default: MODEL_LIST_LIMIT for the model list, else JSON_BODY_LIMIT)."""
+        if limit is None:
+            models = path.strip("/").partition("?")[0] == "models"
+            limit = limits.MODEL_LIST_LIMIT if models else limits.JSON_BODY_LIMIT
+        deadline = Deadline(self._timeout, self._where)
+        response = self._open("GET", path, None, None, deadline)
         try:
-            return _read_json(response, path)
+            return self._read_json(response, path, limit, deadline)
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, deadline) from _cause(exc, self._key)
         finally:
             response.close()
+
+    # --- sending, with retries ------------------------------------------------------------
 
     def _open(
         self,
         method: str,
         path: str,
-        *,
-        json_body: Any = None,
-        headers: dict[str, str] | None = None,
+        json_body: Any,
+        headers: dict[str, str] | None,
+        deadline: Deadline,
     ) -> httpx.Response:
         """Send with retries; return an open streaming response with a 2xx status."""
+        request = self._http.build_request(method, path, json=json_body, headers=headers)
+        request.extensions["timeout"] = _transport.timeouts(deadline, limits.CONNECT_TIMEOUT_CAP)
         attempt = 0
         while True:
+            deadline.start(limits.HEADERS)
             try:
-                request = self._http.build_request(method, path, json=json_body, headers=headers)
                 self._debug_request(request)
                 response = self._http.send(request, stream=True)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if attempt < self.retries:
-                    self._wait(attempt, None, f"connection failed ({_reason(exc)})")
+                    self._wait(attempt, None, self._connect_reason(exc))
                     attempt += 1
                     continue
-                raise _network_error(exc, self._http.base_url) from exc
+                raise self._network_error(exc, deadline) from _cause(exc, self._key)
             except httpx.HTTPError as exc:
-                raise _network_error(exc, self._http.base_url) from exc
+                raise self._network_error(exc, deadline) from _cause(exc, self._key)
             self._debug_response(response)
             if response.status_code < 300:
                 return response
-            error = _http_error(response)
+            error = self._http_error(response, deadline)
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
                 delay = retry_after(response.headers.get("retry-after"))
                 if delay is None or delay <= MAX_RETRY_AFTER:
@@ -147,33 +214,180 @@ class Client:
                     continue
             raise error
 
-    def _wait(self, attempt: int, retry_after_s: float | None, why: str) -> None:
+    def _wait(self, attempt: int, retry_after_s: float | None, reason: str) -> None:
         if retry_after_s is not None:
             delay = retry_after_s
         else:
             delay = BACKOFF_BASE * (2**attempt) * random.uniform(0.5, 1.0)
-        if self._log:
-            self._log(f"{why}; retry {attempt + 1}/{self.retries} in {delay:.1f} s")
-        if self._on_retry:
-            self._on_retry(why, attempt + 1, self.retries, delay)
+        if self._on_retry is not None:
+            self._on_retry(attempt + 1, self.retries, delay, reason)
+        self._debug(f"* {reason}; retry {attempt + 1}/{self.retries} in {delay:.1f} s")
         self._sleep(delay)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _read_json(
+        self, response: httpx.Response, what: str, limit: int, deadline: Deadline
+    ) -> Any:
+        name = f"the server's answer to {what}"
+        encoding = response.headers.get("content-encoding", "")
+        length = response.headers.get("content-length", "")
+        identity = encoding.strip().lower() in ("", "identity")
+        if identity and length.isdigit() and int(length) > limit:
+            raise limits.too_large(name, limit)
+        deadline.start(limits.BODY)
+        pieces = limits.decoded(response.iter_raw(), encoding, limit, name)
+        raw = limits.read_body(pieces, deadline)
+        try:
+            return safejson.loads(raw)
+        except safejson.Rejected as exc:
+            ctype = response.headers.get("content-type", "?")
+            raise StreamError(
+                f"{name} is not valid JSON ({exc.reason}; Content-Type {fold(ctype, 80)}): "
+                f"{self._redact(_snippet(raw))}"
+            ) from None
+
+    def _http_error(self, response: httpx.Response, deadline: Deadline) -> APIError:
+        """Read (a bounded part of) an error response and build the matching APIError."""
+        status = response.status_code
+        raw = b""
+        if 300 <= status < 400:
+            location = self._redact(fold(response.headers.get("location", "?"), 200))
+            response.close()
+            return APIError(
+                f"HTTP {status}: the server redirects to {location}; not followed, so the API key "
+                "is not sent there",
+                status=status,
+                hint="set base_url to the final address",
+            )
+        deadline.start(limits.BODY)
+        encoding = response.headers.get("content-encoding", "")
+        try:
+            pieces = limits.decoded(response.iter_raw(), encoding, 2**62, "the error body")
+            raw, _ = limits.read_prefix(_until(pieces, deadline), limits.ERROR_BODY_LIMIT)
+        except (httpx.HTTPError, StreamError):
+            pass  # the status says enough; a broken body must not hide it
+        finally:
+            response.close()
+        if raw:
+            self._debug(f"< {raw.decode('utf-8', 'replace')}")
+        message, code, metadata = _parse_error_body(raw)
+        if message:
+            detail = message
+            shown = fold(message)
+        else:  # not the JSON envelope: an HTML page from a proxy, plain text, nothing
+            shown = response.reason_phrase or "error"
+            detail = _snippet(raw, limits.ERROR_BODY_LIMIT) if raw.strip() else ""
+            if detail and detail != shown:
+                shown += f": {_snippet(raw)}"
+        error = api_error_for_status(
+            status, f"HTTP {status}: {self._redact(shown)}", error_code=code, metadata=metadata
+        )
+        error.detail = self._redact(detail)
+        return error
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def _network_error(self, exc: httpx.HTTPError, deadline: Deadline) -> NetworkError | APIError:
+        where = self._where
+        if isinstance(exc, httpx.ConnectTimeout):
+            seconds = min(self._timeout, limits.CONNECT_TIMEOUT_CAP)
+            return RequestTimeout(
+                f"timed out after {seconds:g} s connecting to {where}",
+                hint="raise --timeout or check the server",
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            if isinstance(exc, httpx.WriteTimeout):
+                return deadline.error("sending the request to {where}")
+            return deadline.error()
+        if isinstance(exc, httpx.ConnectError):
+            return NetworkError(
+                f"cannot connect to {where}: {self._connect_reason(exc)}",
+                hint="check base_url and that the server is running",
+            )
+        if isinstance(exc, httpx.LocalProtocolError):
+            # h11's text quotes the offending header value, which may be the key.
+            return NetworkError(f"the request to {where} could not be sent: invalid header")
+        reason = self._reason(exc)
+        if isinstance(exc, httpx.ProxyError):
+            return NetworkError(f"the proxy would not connect to {where}: {reason}")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            text = str(exc).lower()
+            if "disconnect" in text or "closed" in text:
+                return NetworkError(f"connection to {where} dropped: {reason}")
+            return StreamError(f"{where} sent something that is not valid HTTP: {reason}")
+        if isinstance(exc, httpx.ReadError | httpx.WriteError):
+            return NetworkError(f"connection to {where} dropped: {reason}")
+        return NetworkError(f"network error talking to {where}: {reason}")
+
+    def _connect_reason(self, exc: httpx.HTTPError) -> str:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return "timed out connecting"
+        return _os_reason(exc) or self._reason(exc)
+
+    def _reason(self, exc: BaseException) -> str:
+        text = str(exc) or type(exc).__name__
+        return self._redact(fold(text.splitlines()[0] if text.strip() else text, 200))
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the key (a key under 6 characters is no secret to hide, and hiding
+        it would garble every message)."""
+        key = self._key
+        return text.replace(key, "***") if key and len(key) >= 6 and key in text else text
+
+    # --- debug log --------------------------------------------------------------------------
+
+    def _debug(self, line: str) -> None:
+        if self._log:
+            self._log(self._redact(line))
 
     def _debug_request(self, request: httpx.Request) -> None:
         if not self._log:
             return
-        self._log(f"> {request.method} {request.url}")
+        self._debug(f"> {request.method} {request.url}")
         for name, value in request.headers.items():
             shown = "Bearer ***" if name.lower() == "authorization" else value
-            self._log(f"> {name}: {shown}")
+            self._debug(f"> {name}: {shown}")
         if request.content:
-            self._log(f"> {request.content.decode('utf-8', 'replace')[:2000]}")
+            self._debug(f"> {request.content[:4000].decode('utf-8', 'replace')[:2000]}")
 
     def _debug_response(self, response: httpx.Response) -> None:
         if not self._log:
             return
-        self._log(f"< {response.status_code} {response.reason_phrase}")
+        self._debug(f"< {response.status_code} {response.reason_phrase}")
         for name, value in response.headers.items():
-            self._log(f"< {name}: {value}")
+            self._debug(f"< {name}: {value}")
+
+
+class ClientSettings(Protocol):
+    """What :func:`client_for` needs of the settings (``core.settings.Settings`` has it)."""
+
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def timeout(self) -> float: ...
+    @property
+    def retries(self) -> int: ...
+
+
+def client_for(
+    settings: ClientSettings,
+    api_key: str | None,
+    *,
+    log: Log | None = None,
+    on_retry: OnRetry | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> Client:
+    """The Client for these settings."""
+    return Client(
+        settings.base_url,
+        api_key,
+        timeout=settings.timeout,
+        retries=settings.retries,
+        log=log,
+        on_retry=on_retry,
+        transport=transport,
+    )
 
 
 def retry_after(value: str | None) -> float | None:
@@ -182,51 +396,70 @@ def retry_after(value: str | None) -> float | None:
         return None
     value = value.strip()
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return max(0.0, seconds) if seconds - seconds == 0.0 else None  # not nan or inf
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return max(0.0, when.timestamp() - time.time())
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0][:200]
+# --- helpers -------------------------------------------------------------------------------
 
 
-def _network_error(exc: httpx.HTTPError, base_url: httpx.URL) -> NetworkError:
-    host = base_url.host
-    if isinstance(exc, httpx.TimeoutException):
-        kind = "connecting to" if isinstance(exc, httpx.ConnectTimeout) else "waiting for"
-        return RequestTimeout(
-            f"timed out {kind} {host}", hint="raise --timeout or check the server"
-        )
-    if isinstance(exc, httpx.ConnectError):
-        return NetworkError(f"cannot connect to {host}: {_reason(exc)}", hint="check base_url")
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        return NetworkError(f"connection to {host} dropped: {_reason(exc)}")
-    return NetworkError(f"network error talking to {host}: {_reason(exc)}")
+def _until(pieces: Iterator[bytes], deadline: Deadline) -> Iterator[bytes]:
+    """``pieces`` until the deadline passes (then quietly stop: used for error bodies)."""
+    for piece in pieces:
+        yield piece
+        if deadline.expired():
+            return
 
 
-def _read_json(response: httpx.Response, what: str) -> Any:
-    try:
-        raw = response.read()
-    except httpx.HTTPError as exc:
-        raise _network_error(exc, response.request.url) from exc
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        ctype = response.headers.get("content-type", "?")
-        raise StreamError(
-            f"the server's answer to {what} is not JSON (Content-Type {ctype}): {_snippet(raw)}"
-        ) from None
+def _cause(exc: BaseException, key: str | None) -> BaseException | None:
+    """The exception to chain (shown by --debug), unless its text could hold the key."""
+    if isinstance(exc, httpx.LocalProtocolError):
+        return None
+    chain: BaseException | None = exc
+    while chain is not None:
+        if key and len(key) >= 6 and key in str(chain):
+            return None
+        chain = chain.__cause__ or chain.__context__
+    return exc
 
 
-def _snippet(raw: bytes, limit: int = 120) -> str:
-    text = raw.decode("utf-8", "replace")
+def _os_reason(exc: BaseException) -> str:
+    """Connection refused, cannot resolve the host name...: from the OSError under ``exc``."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    if seen is None:
+        return ""
+    if isinstance(seen, socket.gaierror):
+        return "cannot resolve the host name"
+    if isinstance(seen, ssl.SSLCertVerificationError):
+        return f"TLS certificate verification failed ({seen.verify_message})"
+    if isinstance(seen, ssl.SSLError):
+        return f"TLS error ({seen.reason or seen})"
+    if isinstance(seen, TimeoutError | socket.timeout):
+        return "timed out"
+    if seen.errno in (errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return os.strerror(seen.errno).lower()
+    return ""
+
+
+_BINARY = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffd]")
+
+
+def _snippet(raw: bytes | bytearray, limit: int = 120) -> str:
+    """The gist of a body that is not the JSON error envelope: an HTML page's title, or its
+    text without tags, in one line."""
+    text = raw[: limits.ERROR_BODY_LIMIT].decode("utf-8", "replace")
+    if len(_BINARY.findall(text)) > len(text) // 10:
+        return f"(binary data, {limits.size(len(raw))})"
     title = re.search(r"<title>(.*?)</title>", text, re.I | re.S)
     if title:
         text = title.group(1)
@@ -235,38 +468,10 @@ def _snippet(raw: bytes, limit: int = 120) -> str:
     return text[:limit] + ("…" if len(text) > limit else "") if text else "(empty body)"
 
 
-def _http_error(response: httpx.Response) -> APIError:
-    """Read an error response and build the matching APIError."""
-    try:
-        raw = response.read()
-    except httpx.HTTPError:
-        raw = b""
-    finally:
-        response.close()
-    status = response.status_code
-    if 300 <= status < 400:
-        location = response.headers.get("location", "?")
-        return APIError(
-            f"HTTP {status}: the server redirects to {location}; not followed, so the API key "
-            "is not sent there",
-            status=status,
-            hint="set base_url to the final address",
-        )
-    message, code, metadata = _parse_error_body(raw)
-    if not message:
-        message = f"{response.reason_phrase or 'error'}"
-        detail = _snippet(raw)
-        if raw.strip() and detail != message:
-            message += f": {detail}"
-    return api_error_for_status(
-        status, f"HTTP {status}: {message}", error_code=code, metadata=metadata
-    )
-
-
 def _parse_error_body(raw: bytes) -> tuple[str, int | str | None, dict[str, Any]]:
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = safejson.loads(raw)
+    except safejson.Rejected:
         return "", None, {}
     if isinstance(data, dict):
         err = data.get("error", data)
@@ -274,160 +479,15 @@ def _parse_error_body(raw: bytes) -> tuple[str, int | str | None, dict[str, Any]
             message = err.get("message")
             meta = err.get("metadata")
             code = err.get("code")
+            if isinstance(code, str):
+                code = fold(code, 100)
+            elif not isinstance(code, int) or isinstance(code, bool) or abs(code) >= 2**31:
+                code = None
             return (
                 str(message) if message else "",
-                code if isinstance(code, int | str) else None,
+                code,
                 meta if isinstance(meta, dict) else {},
             )
         if isinstance(err, str):
             return err, None, {}
     return "", None, {}
-
-
-def iter_sse_events(response: httpx.Response) -> Iterator[StreamEvent]:
-    """Events of an SSE response. Raises NetworkError if it ends before the answer did."""
-    response.encoding = "utf-8"  # SSE is UTF-8 by definition, whatever the header says
-    yield from _events_from_sse_data(sse.data for sse in EventSource(response).iter_sse())
-
-
-def parse_sse_bytes(chunks: Iterable[bytes]) -> Iterator[StreamEvent]:
-    """The same parser over raw byte chunks (for tests and replays)."""
-    response = httpx.Response(
-        200, headers={"content-type": "text/event-stream"}, content=iter(chunks)
-    )
-    return iter_sse_events(response)
-
-
-def _events_from_sse_data(datas: Iterable[str]) -> Iterator[StreamEvent]:
-    state = _ChunkState()
-    for data in datas:
-        payload = data.strip()
-        if not payload:
-            continue
-        if payload == "[DONE]":
-            return
-        try:
-            chunk = json.loads(payload)
-        except json.JSONDecodeError:
-            raise StreamError(f"malformed stream: an event is not JSON: {payload[:80]!r}") from None
-        if not isinstance(chunk, dict):
-            raise StreamError(f"malformed stream: an event is not an object: {payload[:80]!r}")
-        yield from state.events(chunk, delta_key="delta")
-        if state.errored:
-            return
-    if not state.finished:
-        raise NetworkError("the connection closed before the answer was complete")
-
-
-def events_from_body(body: Any) -> Iterator[StreamEvent]:
-    """Events of a non-streamed completion body (also a 200 carrying ``error``)."""
-    if not isinstance(body, dict):
-        raise StreamError("the server's answer is not a JSON object")
-    state = _ChunkState()
-    events = list(state.events(body, delta_key="message"))
-    if not state.errored and not isinstance(body.get("choices"), list):
-        raise StreamError("the server's answer has no 'choices'")
-    yield from events
-
-
-class _ChunkState:
-    """Per-response bookkeeping: meta sent once, finish seen, error seen."""
-
-    def __init__(self) -> None:
-        self.meta_sent = False
-        self.finished = False
-        self.errored = False
-
-    def events(self, chunk: dict[str, Any], *, delta_key: str) -> Iterator[StreamEvent]:
-        if not self.meta_sent and (chunk.get("id") or chunk.get("model")):
-            self.meta_sent = True
-            yield ResponseMeta(_str_or_none(chunk.get("id")), _str_or_none(chunk.get("model")))
-        error = chunk.get("error")
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else []:
-            if isinstance(choice, dict) and choice.get("index", 0) == 0:
-                yield from self._choice(choice, delta_key, has_error=error is not None)
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
-            yield _usage(usage)
-        if error is not None and not self.errored:
-            self.errored = True
-            yield _error_event(error)
-
-    def _choice(
-        self, choice: dict[str, Any], delta_key: str, *, has_error: bool
-    ) -> Iterator[StreamEvent]:
-        delta = choice.get(delta_key)
-        if isinstance(delta, dict):
-            reasoning = delta.get("reasoning")
-            if isinstance(reasoning, str) and reasoning:
-                yield ReasoningDelta(reasoning)
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                yield TextDelta(content)
-            calls = delta.get("tool_calls")
-            for position, call in enumerate(calls if isinstance(calls, list) else []):
-                if isinstance(call, dict):
-                    yield _tool_call_delta(call, position)
-        elif delta_key == "message" and isinstance(choice.get("text"), str):
-            yield TextDelta(choice["text"])  # legacy `prompt` completions
-        reason = choice.get("finish_reason")
-        if self.errored:
-            return
-        if isinstance(choice.get("error"), dict):
-            self.errored = True
-            yield _error_event(choice["error"])
-        elif reason == "error" and not has_error:
-            # The top-level error object, when present, says more; this is the fallback.
-            self.errored = True
-            yield ErrorEvent("the model stopped with an error")
-        elif isinstance(reason, str) and reason and reason != "error":
-            self.finished = True
-            yield Finish(reason)
-
-
-def _tool_call_delta(call: dict[str, Any], position: int) -> ToolCallDelta:
-    function = call.get("function") if isinstance(call.get("function"), dict) else {}
-    assert isinstance(function, dict)
-    arguments = function.get("arguments")
-    if not isinstance(arguments, str):
-        # Some servers send arguments as an object; keep it as the JSON string it should be.
-        arguments = "" if arguments is None else json.dumps(arguments, ensure_ascii=False)
-    index = call.get("index")
-    return ToolCallDelta(
-        index=index if isinstance(index, int) else position,
-        id=_str_or_none(call.get("id")),
-        name=_str_or_none(function.get("name")),
-        arguments=arguments,
-    )
-
-
-def _usage(raw: dict[str, Any]) -> Usage:
-    def num(key: str) -> int | None:
-        value = raw.get(key)
-        return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-    cost = raw.get("cost")
-    return Usage(
-        prompt_tokens=num("prompt_tokens"),
-        completion_tokens=num("completion_tokens"),
-        total_tokens=num("total_tokens"),
-        cost=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
-        raw=raw,
-    )
-
-
-def _error_event(error: Any) -> ErrorEvent:
-    if isinstance(error, dict):
-        code = error.get("code")
-        meta = error.get("metadata")
-        return ErrorEvent(
-            message=str(error.get("message") or "the server reported an error"),
-            code=code if isinstance(code, int | str) else None,
-            metadata=meta if isinstance(meta, dict) else {},
-        )
-    return ErrorEvent(message=str(error))
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

@@ -45,7 +45,7 @@ def make_client(state: State, settings: Settings, api_key: str | None) -> Client
 
     ui = state.ui
 
-    def on_retry(why: str, attempt: int, total: int, delay: float) -> None:
+    def on_retry(attempt: int, total: int, delay: float, why: str) -> None:
         if ui.err_tty:
             ui.note(f"retrying in {delay:.0f} s ({why}, {attempt}/{total})")
 
