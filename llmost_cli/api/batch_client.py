@@ -25,11 +25,15 @@ The rules of the sync client hold here too:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
-from collections.abc import Callable
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
+import httpcore
 import httpx
 
 from llmost_cli import __version__
@@ -93,10 +97,12 @@ class BatchHTTPClient:
             raise ConfigError("base_url is not a valid URL") from None
         port = url.port or (443 if url.scheme == "https" else 80)
         self._where = f"{url.host}:{port}"
+        self._url = url.join("chat/completions")  # parsed once, not per request
         headers = {"User-Agent": f"llmost/{__version__}", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         if transport is None:
+            _no_sniffio_search()
             transport = _async_transport(url, concurrency, log)
         connect = min(timeout, limits.CONNECT_TIMEOUT_CAP)
         self._http = httpx.AsyncClient(
@@ -117,9 +123,7 @@ class BatchHTTPClient:
         if stream:
             headers["Accept"] = "text/event-stream"
         content = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        request = self._http.build_request(
-            "POST", "chat/completions", content=content, headers=headers
-        )
+        request = self._http.build_request("POST", self._url, content=content, headers=headers)
         self._debug(f"> POST {request.url} ({len(content)} bytes)")
         try:
             async with asyncio.timeout(self._timeout):
@@ -315,9 +319,64 @@ class _EventClock:
         return progress
 
 
-def _async_transport(url: httpx.URL, concurrency: int, log: Log | None) -> httpx.AsyncHTTPTransport:
-    """httpx's async pool sized to the concurrency, through the proxy the rule allows."""
+def _no_sniffio_search() -> None:
+    """httpcore's async locks ``import sniffio`` each time they are set up (several times a
+    request); anyio >= 4.5 no longer installs it, and a failed import is not cached, so every
+    attempt searches sys.path (~0.5 ms). Marking it absent makes the import fail at once, which
+    httpcore handles ("asyncio")."""
+    import importlib.util
+    import sys
+
+    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+
+# --- the transport ----------------------------------------------------------------------
+#
+# httpx's own AsyncHTTPTransport is one httpcore pool on anyio streams. At batch rates both
+# cost more CPU than everything else llmost does: the pool's bookkeeping is quadratic in its
+# number of connections (it walks them all, asking each socket whether it is readable, whenever
+# a request starts or ends), and anyio wraps every read in a cancel scope and rebuilds a
+# mapping for every ``get_extra_info``. So: several small pools (SHARD connections each, a
+# request goes to the least busy), on plain asyncio streams. The proxy rule is the sync
+# transport's (``transport.env_proxy``), with httpcore's own proxy classes, as there.
+
+SHARD = 4  # connections per httpcore pool
+
+
+def _async_transport(url: httpx.URL, concurrency: int, log: Log | None) -> _Shards:
+    """``concurrency`` connections in all, through the proxy the rule allows."""
     proxy = _transport.env_proxy(url)  # None for plain http: the key never goes in clear
+    ssl_context = httpx.create_ssl_context() if url.scheme == "https" else None
+    backend = _AsyncioBackend()
+
+    def pool(size: int) -> httpcore.AsyncConnectionInterface | Any:
+        common: dict[str, Any] = {
+            "ssl_context": ssl_context,
+            "max_connections": size,
+            "max_keepalive_connections": size,
+            "keepalive_expiry": 5.0,
+            "network_backend": backend,
+        }
+        if proxy is None:
+            return httpcore.AsyncConnectionPool(**common)
+        proxy_url = httpcore.URL(
+            scheme=proxy.url.raw_scheme,
+            host=proxy.url.raw_host,
+            port=proxy.url.port,
+            target=proxy.url.raw_path,
+        )
+        if proxy.url.scheme in ("socks5", "socks5h"):
+            return httpcore.AsyncSOCKSProxy(
+                proxy_url=proxy_url, proxy_auth=proxy.raw_auth, **common
+            )
+        return httpcore.AsyncHTTPProxy(
+            proxy_url=proxy_url,
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
+            **common,
+        )
+
     if proxy is not None:
         shown = _transport.redact_userinfo(str(proxy.url))
         if proxy.url.scheme in ("socks5", "socks5h"):
@@ -329,9 +388,184 @@ def _async_transport(url: httpx.URL, concurrency: int, log: Log | None) -> httpx
                     "socksio package (pip install 'httpx[socks]')"
                 )
         if log:
-            log(f"* through the proxy {shown}")
-    pool = httpx.Limits(
-        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=5.0
-    )
-    verify: Any = httpx.create_ssl_context() if url.scheme == "https" else False
-    return httpx.AsyncHTTPTransport(verify=verify, limits=pool, proxy=proxy, trust_env=False)
+            log(f"* through the proxy {shown} (CONNECT tunnel: the proxy sees only TLS)")
+    sizes = [SHARD] * (concurrency // SHARD)
+    if concurrency % SHARD:
+        sizes.append(concurrency % SHARD)
+    return _Shards([(pool(size), size) for size in sizes])
+
+
+class _Shards(httpx.AsyncBaseTransport):
+    """Several small httpcore pools as one httpx transport; a request goes to the least busy
+    (there is always one with a free connection: the engine sends at most ``concurrency``
+    requests at once)."""
+
+    def __init__(self, pools: list[tuple[Any, int]]) -> None:
+        self._pools = pools
+        self._busy = [0] * len(pools)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        index = self._pick()
+        self._busy[index] += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._busy[index] -= 1
+
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        try:
+            with _transport._mapped():
+                response = await self._pools[index][0].handle_async_request(req)
+        except BaseException:
+            release()
+            raise
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.headers,
+            stream=_Body(response.stream, release),
+            extensions=response.extensions,
+        )
+
+    def _pick(self) -> int:
+        best, load = 0, float("inf")
+        for index, (_, size) in enumerate(self._pools):
+            busy = self._busy[index] / size
+            if busy < load:
+                best, load = index, busy
+        return best
+
+    async def aclose(self) -> None:
+        for pool, _ in self._pools:
+            with _transport._mapped():
+                await pool.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    """httpcore's response body for httpx: its errors as httpx's, and its pool's counter told
+    when it is closed."""
+
+    def __init__(self, inner: Any, release: Callable[[], None]) -> None:
+        self._inner = inner
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _transport._mapped():
+            async for piece in self._inner:
+                yield piece
+
+    async def aclose(self) -> None:
+        try:
+            with _transport._mapped():
+                await self._inner.aclose()
+        finally:
+            self._release()
+
+
+class _AsyncioStream(httpcore.AsyncNetworkStream):
+    """A connection as asyncio's streams; every wait bounded by httpcore's timeout."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._reader.read(max_bytes)
+        except TimeoutError:
+            raise httpcore.ReadTimeout("timed out reading") from None
+        except OSError as exc:
+            raise httpcore.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            self._writer.write(buffer)
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+        except TimeoutError:
+            raise httpcore.WriteTimeout("timed out writing") from None
+        except OSError as exc:
+            raise httpcore.WriteError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError):
+            await self._writer.wait_closed()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._writer.start_tls(ssl_context, server_hostname=server_hostname)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        return self
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # an idle keep-alive connection the server has closed
+            return self._reader.at_eof() or self._writer.transport.is_closing()
+        names = {
+            "ssl_object": "ssl_object",
+            "socket": "socket",
+            "server_addr": "peername",
+            "client_addr": "sockname",
+        }
+        return self._writer.get_extra_info(names[info]) if info in names else None
+
+
+class _AsyncioBackend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            async with asyncio.timeout(timeout):  # the name lookup included
+                reader, writer = await asyncio.open_connection(
+                    host, port, local_addr=(local_address, 0) if local_address else None
+                )
+        except TimeoutError:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {host}") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc) or type(exc).__name__) from exc
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                for option in socket_options or ():
+                    sock.setsockopt(*option)
+        return _AsyncioStream(reader, writer)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:  # pragma: no cover - llmost never uses a unix socket
+        raise httpcore.ConnectError("unix sockets are not supported")
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - no connect retries
+        await asyncio.sleep(seconds)

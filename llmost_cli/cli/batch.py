@@ -146,7 +146,7 @@ def run_batch(state: State, opts: BatchOptions) -> int:
         recorder = _recorder(state, stack.enter_context(_store(state, opts.store)))
         view = stack.enter_context(batch_view(ui, plan.total))
         outcome = core.execute(plan, lambda: _client(state, plan, key), sink, view, recorder)
-    ui.note(core.summary(outcome.stats, opts.max_cost))
+    ui.note(core.summary(outcome.stats, opts.max_cost, resumable=bool(opts.output)))
     if outcome.stats.stopped == "max-cost":
         ui.warn(f"--max-cost reached: {outcome.stats.not_written} lines were not started")
     if outcome.error is not None:

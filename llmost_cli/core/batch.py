@@ -27,7 +27,9 @@ in (``api/batch_client.py``); this module holds the policy:
   be kept. Lines not started are not written; the exit code stays 0 when every written line
   succeeded (the summary and a warning say how many were not started).
 * **Signals.** SIGINT, SIGTERM, SIGHUP: nothing more is started, lines in flight are
-  cancelled (not written), finished ones are written, then exit 130/143/129.
+  cancelled (not written), finished ones are written (``--ordered``: those after a gap too,
+  still in order), then exit 130/143/129. A closed stdout (``| head``) stops it the same way,
+  exit 0.
 """
 
 from __future__ import annotations
@@ -126,19 +128,20 @@ class Plan:
             offered=self.offered,
         )
 
-    def items(self) -> Iterator[Line | BadLine]:
-        """The lines to run, in input order (ids already in OUTPUT left out)."""
+    def items(self) -> Iterator[tuple[Line | BadLine, Turn | None]]:
+        """The lines to run, in input order (ids already in OUTPUT left out), with their
+        turns (None for a line that cannot run)."""
         for item in self.source.lines():
             if id_key(item.id) not in self.previous.ids:
                 yield self.checked(item)
 
-    def checked(self, item: Line | BadLine) -> Line | BadLine:
-        if isinstance(item, Line):
-            try:
-                self.turn(item)
-            except UsageError as exc:
-                return BadLine(item.lineno, item.id, exc)
-        return item
+    def checked(self, item: Line | BadLine) -> tuple[Line | BadLine, Turn | None]:
+        if isinstance(item, BadLine):
+            return item, None
+        try:
+            return item, self.turn(item)
+        except UsageError as exc:
+            return BadLine(item.lineno, item.id, exc), None
 
 
 def prepare(opts: BatchOptions, settings: Settings, stdin: Any) -> Plan:
@@ -180,7 +183,7 @@ def _scan(plan: Plan) -> None:
             plan.resumed += 1
             continue
         plan.total += 1
-        item = plan.checked(item)
+        item, _ = plan.checked(item)
         if isinstance(item, BadLine):
             bad += 1
             first_bad = first_bad or item
@@ -252,7 +255,7 @@ class BatchStats:
     unpriced: int = 0  # answered lines whose cost is unknown
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
-    stopped: str | None = None  # max-cost | cost-unknown | fatal | interrupted | output
+    stopped: str | None = None  # max-cost cost-unknown fatal interrupted terminated output
 
     @property
     def written(self) -> int:
@@ -279,6 +282,7 @@ class Outcome:
 class _Job:
     seq: int
     item: Line | BadLine
+    turn: Turn | None
 
 
 class _NoWriter:
@@ -347,7 +351,10 @@ class Engine:
     # --- the run -------------------------------------------------------------------------
 
     async def run(self) -> Outcome:
-        self._jobs = (_Job(seq, item) for seq, item in enumerate(self.plan.items()))
+        items = enumerate(self.plan.items())
+        self._jobs = (_Job(seq, item, turn) for seq, (item, turn) in items)
+        if self.opts.max_cost is not None and self.opts.max_cost <= 0:
+            self._stop("max-cost")  # nothing may be spent: nothing is started
         self._workers = [
             asyncio.create_task(self._worker()) for _ in range(min(self.opts.concurrency, 1024))
         ]
@@ -370,8 +377,10 @@ class Engine:
 
     def interrupt(self, signum: int) -> None:
         """SIGINT/SIGTERM/SIGHUP: stop starting, cancel what is in flight."""
-        error: LlmostError = Interrupted() if signum == signal.SIGINT else Terminated(signum)
-        self._stop("interrupted", error)
+        if signum == signal.SIGINT:
+            self._stop("interrupted", Interrupted())
+        else:
+            self._stop("terminated", Terminated(signum))
         for task in self._workers:
             task.cancel()
 
@@ -399,12 +408,14 @@ class Engine:
             if self.stats.stopped is not None:
                 self._hold(job.seq, None)
                 return
-            if isinstance(job.item, BadLine):
-                self._failed(job, record(job.item.id, error=job.item.error))
+            item, turn = job.item, job.turn
+            if isinstance(item, BadLine) or turn is None:
+                error = item.error if isinstance(item, BadLine) else None
+                self._failed(job, record(item.id, error=error))
                 continue
             self.in_flight += 1
             try:
-                await self._run_line(job, job.item)
+                await self._run_line(job, item, turn)
             finally:
                 self.in_flight -= 1
                 self._notify()
@@ -428,8 +439,7 @@ class Engine:
 
     # --- one line ------------------------------------------------------------------------
 
-    async def _run_line(self, job: _Job, line: Line) -> None:
-        turn = self.plan.turn(line)
+    async def _run_line(self, job: _Job, line: Line, turn: Turn) -> None:
         body = turn.first_body()
         retries = turn.settings.retries
         attempt = 0
@@ -675,7 +685,7 @@ def _cost_text(stats: BatchStats) -> str:
     return f"{format_cost(float(stats.cost))} + {stats.unpriced} lines of unknown cost"
 
 
-def summary(stats: BatchStats, max_cost: float | None = None) -> str:
+def summary(stats: BatchStats, max_cost: float | None = None, *, resumable: bool = False) -> str:
     """``batch: 2000 done, 3 failed, 1.2M tokens, $0.42, 7.1 s`` (+ what was not run)."""
     parts = [
         f"{stats.succeeded} done",
@@ -691,8 +701,10 @@ def summary(stats: BatchStats, max_cost: float | None = None) -> str:
             "max-cost": f"--max-cost {max_cost or 0:g} reached",
             "cost-unknown": "cost unknown, --max-cost cannot be kept",
             "interrupted": "interrupted",
+            "terminated": "terminated",
             "fatal": "stopped by an error",
             "output": "output closed",
         }.get(stats.stopped or "", "stopped")
-        parts.append(f"{stats.not_written} not written ({why}; --resume runs them)")
+        resume = "; --resume runs them" if resumable else ""
+        parts.append(f"{stats.not_written} not written ({why}{resume})")
     return "batch: " + ", ".join(parts)
