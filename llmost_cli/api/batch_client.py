@@ -12,7 +12,7 @@ The rules of the sync client hold here too:
 * the API key only travels in the Authorization header, never in a message or a debug line;
   redirects are not followed; a plain ``http://`` base URL never goes through a proxy, and an
   ``https://`` one only as a CONNECT tunnel (``transport.env_proxy``);
-* sizes: a streamed answer up to SSE_STREAM_LIMIT, a JSON answer up to JSON_BODY_LIMIT, an
+* sizes: a streamed answer up to STREAM_LIMIT, a JSON answer up to JSON_BODY_LIMIT, an
   error body up to ERROR_BODY_LIMIT, compressed bodies decoded in bounded steps with the
   decompression-bomb check (``limits.decoded``), events and JSON bounded by ``sse``/``safejson``;
 * ``--timeout``: connecting within min(timeout, 15 s); the response headers within ``timeout``
@@ -66,6 +66,10 @@ from llmost_cli.errors import (
 )
 
 Log = Callable[[str], None]
+# A batch holds each answer whole until it is parsed (it prints complete answers only), with up
+# to ``concurrency`` in flight: a stream is limited to this many bytes (the sync client, which
+# parses as it reads, allows limits.SSE_STREAM_LIMIT). About 200,000 tokens of chunks.
+STREAM_LIMIT = 32 * limits.MiB
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
 
@@ -131,7 +135,7 @@ class BatchHTTPClient:
         except TimeoutError:
             deadline = limits.Deadline(self._timeout, self._where)
             return Attempt(error=deadline.error(limits.HEADERS))
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError) as exc:
             reason = self._connect_reason(exc)
             return Attempt(
                 error=self._network_error(exc), retry=True, reason=reason, unreachable=True
@@ -151,7 +155,7 @@ class BatchHTTPClient:
     async def _answer(self, response: httpx.Response) -> Attempt:
         encoding = response.headers.get("content-encoding", "")
         sse = "text/event-stream" in response.headers.get("content-type", "")
-        limit = limits.SSE_STREAM_LIMIT if sse else limits.JSON_BODY_LIMIT
+        limit = STREAM_LIMIT if sse else limits.JSON_BODY_LIMIT
         name = "the stream" if sse else "the server's answer to chat/completions"
         raw: list[bytes] = []
         error: LlmostError | None = None
