@@ -286,6 +286,33 @@ def test_input_file_and_missing_file(llmost: Runner, server: fs.FakeServer, tmp_
     assert r.rc == 2 and "no such file" in r.stderr
 
 
+def test_input_from_a_fifo_is_read_once(
+    llmost: Runner, server: fs.FakeServer, tmp_path: Path
+) -> None:
+    import os
+    import threading
+
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("w") as f:
+            f.write(prompts(4))
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    r = llmost("batch", str(fifo))
+    writer.join(5)
+    assert r.rc == 0 and len(lines_of(r.stdout)) == 4
+
+
+def test_output_cannot_be_the_input(llmost: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(prompts(2))
+    r = llmost("batch", str(path), "-o", str(path), "--resume")
+    assert r.rc == 2 and "OUTPUT is the INPUT file" in r.stderr
+
+
 # --- whole-run errors -----------------------------------------------------------------------
 
 

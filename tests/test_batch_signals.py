@@ -133,3 +133,34 @@ def test_reader_closing_the_pipe_ends_the_batch_quietly(
     assert all(json.loads(line)["error"] is None for line in out[:2])
     assert b"Traceback" not in proc.stderr
     assert len(server.chat_requests()) < 200
+
+
+def test_progress_bar_on_a_terminal_stderr(server: fs.FakeServer, tmp_path: Path) -> None:
+    import pty
+
+    server.latency = 0.05
+    out = tmp_path / "out.jsonl"
+    master, slave = pty.openpty()
+    env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
+    env |= {"TERM": "xterm-256color", "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        [llmost_executable(), "batch", str(write_input(tmp_path, 60)), "-o", str(out),
+         "--concurrency", "4"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    os.close(master)
+    assert proc.wait(10) == 0
+    text = shown.decode("utf-8", "replace")
+    assert "lines/s" in text and "/60" in text  # the bar: done/total and the rate
+    assert "batch: 60 done, 0 failed" in text  # the summary stays
+    assert len(complete_lines(out)) == 60

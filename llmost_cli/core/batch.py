@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import random
 import signal
 import time
@@ -153,6 +154,8 @@ def prepare(opts: BatchOptions, settings: Settings, stdin: Any) -> Plan:
     offered = tuple(load_tools_file(opts.tools)) if opts.tools else ()
     probe = Message(role="user", content="?")
     compose(settings, opts, [], system=system, user=probe, prefill=opts.prefill or "")
+    if opts.output and opts.input != "-" and _same_file(opts.input, opts.output):
+        raise UsageError("OUTPUT is the INPUT file", hint="give another -o OUTPUT")
     previous = Previous()
     if opts.output and opts.resume:
         previous = read_previous(opts.output)
@@ -166,6 +169,13 @@ def prepare(opts: BatchOptions, settings: Settings, stdin: Any) -> Plan:
         source.close()
         raise
     return plan
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _scan(plan: Plan) -> None:
@@ -675,7 +685,8 @@ def count(n: int) -> str:
     return str(n)
 
 
-def _cost_text(stats: BatchStats) -> str:
+def cost_text(stats: BatchStats) -> str:
+    """The spent cost, or what is known of it."""
     from llmost_cli.core.text import format_cost
 
     if not stats.unpriced:
@@ -691,7 +702,7 @@ def summary(stats: BatchStats, max_cost: float | None = None, *, resumable: bool
         f"{stats.succeeded} done",
         f"{stats.failed} failed",
         f"{count(stats.tokens)} tokens",
-        _cost_text(stats),
+        cost_text(stats),
         f"{stats.elapsed:.1f} s",
     ]
     if stats.resumed:

@@ -11,8 +11,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from llmost_cli.core.batch import count
-from llmost_cli.core.text import format_cost
+from llmost_cli.core.batch import cost_text, count
 
 if TYPE_CHECKING:
     from llmost_cli.core.batch import BatchStats
@@ -91,7 +90,7 @@ class ProgressView:
             completed=stats.written,
             failed=stats.failed,
             tokens=count(stats.tokens),
-            cost=format_cost(float(stats.cost)),
+            cost=cost_text(stats),
             rate=f"{stats.written / elapsed:.1f} lines/s",
         )
 

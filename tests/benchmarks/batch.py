@@ -10,7 +10,8 @@ Prints figures, asserts nothing (exit 0 whatever they say). See README.md, "Batc
    ThreadingHTTPServer (a thread per connection); this shows whether it, and not llmost, is
    the bottleneck. The ideal is 2,000 / 64 x 100 ms = 3.1 s.
 2. ``llmost batch`` on 2,000 prompts at --concurrency 64: wall, CPU, peak RSS (``os.wait4``).
-3. 200 prompts: ``xargs -P 8 llmost ask`` (one process per prompt, 8 at a time) against
+3. Peak RSS for 4x the lines (full run only): memory is flat in the number of lines.
+4. 200 prompts: ``xargs -P 8 llmost ask`` (one process per prompt, 8 at a time) against
    ``llmost batch`` at --concurrency 8 (the same parallelism) and 64.
 """
 
@@ -134,6 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             (f"batch {BIG} prompts, CPU (reference)", f"{median(samples, 'cpu'):.2f} CPU-s", "-")
         )
         rows.append(("server's max in-flight requests (reference)", str(peak), f"{CONCURRENCY}"))
+
+        if not args.quick:  # memory is flat in the number of lines
+            server.reset()
+            server.latency = 0.005
+            many = write_prompts(bench.tmp / "many.jsonl", 4 * BIG)
+            s = run_piped([bench.exe, "batch", str(many), "--concurrency", str(CONCURRENCY)], env)
+            rows.append((f"batch {4 * BIG} prompts (5 ms latency), peak RSS",
+                         f"{s.maxrss_mib:.1f} MiB", f"vs {BIG}: flat"))  # fmt: skip
 
         prompts = [f"Say hello to number {i}." for i in range(xargs_n)]
         listing = bench.tmp / "prompts.txt"
