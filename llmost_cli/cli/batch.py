@@ -26,19 +26,23 @@ BATCH_HELP = """Answer many prompts from a JSONL file, concurrently: one JSON li
 INPUT ('-' = stdin) holds one JSON value a line: {"id": ..., "prompt": ...}, {"id": ...,
 "messages": [...]}, or a bare string (its id is its line number). A line may also set model,
 system and sampling parameters. Every line is checked before anything is sent: a malformed
-line or a duplicate id is exit 2.
+line or a duplicate id is exit 2. Standard input is first copied to a temporary file (it is
+read twice).
 
 Each output line is {"id", "model", "content", "finish_reason", "tool_calls", "usage",
 "cost", "error"}, written whole as it completes (in input order with --ordered). Exit 0 when
-every line succeeded, 9 when some failed (the error is in the line).
+every line succeeded, 9 when some failed (the error is in the line). 429s and 5xx pause every
+request together, then each line is retried (--retries). --max-cost stops starting lines once
+the spent cost, with the expected cost of the lines in flight, reaches USD: lines not started
+are not written (exit 0, with a warning); --resume runs them later. Ctrl-C writes what
+finished, then exits 130.
 
 \b
 Examples:
   llmost batch prompts.jsonl -o answers.jsonl
   llmost batch prompts.jsonl -o answers.jsonl --resume     # after Ctrl-C or a crash
   jq -c '{id, prompt: .text}' data.jsonl | llmost batch - --concurrency 32 > out.jsonl
-  llmost batch qs.jsonl -o out.jsonl --rpm 500 --max-cost 2.50 -m openai/gpt-4o-mini
-  llmost batch reviews.jsonl --schema 'sentiment, score float' -o labels.jsonl
+  llmost batch reviews.jsonl --schema 'label, score float' --rpm 500 --max-cost 2.50
 """
 
 
