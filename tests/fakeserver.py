@@ -190,6 +190,8 @@ class Recorded:
     # Set once the reply was played (or abandoned); client_gone: the client closed first.
     finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     client_gone: bool = field(default=False, compare=False)
+    # batch: when the request arrived (time.monotonic()), for "the batch paused together"
+    received_at: float = field(default_factory=time.monotonic, compare=False)
 
     @property
     def json(self) -> Any:
@@ -817,12 +819,17 @@ class _Handler(BaseHTTPRequestHandler):
             body=self._read_body(),
         )
         owner._record(rec)
+        owner._enter(rec)  # batch: in-flight counter and per-request latency
         try:
+            if owner.latency > 0 and rec.path == CHAT_PATH and owner._stop.wait(owner.latency):
+                self.close_connection = True
+                return
             owner._reply_for(rec).play(_Ctx(self, owner._stop, rec))
         except OSError:
             rec.client_gone = True
             self.close_connection = True
         finally:
+            owner._leave(rec)
             rec.finished.set()
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
@@ -892,6 +899,25 @@ class FakeServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._wake: tuple[socket.socket, socket.socket] | None = None
+        # --- batch additions: per-request latency and an in-flight counter ---------------
+        self.latency = 0.0  # seconds every chat request waits before its reply is played
+        self.in_flight = 0  # chat requests being answered right now
+        self.max_in_flight = 0  # the most at any one time since the last reset()
+
+    # batch additions ---------------------------------------------------------
+
+    def _enter(self, rec: Recorded) -> None:
+        if rec.path != CHAT_PATH:
+            return
+        with self._cond:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def _leave(self, rec: Recorded) -> None:
+        if rec.path != CHAT_PATH:
+            return
+        with self._cond:
+            self.in_flight -= 1
 
     # lifecycle ---------------------------------------------------------------
 
@@ -978,6 +1004,8 @@ class FakeServer:
             self.requests.clear()
             self.errors.clear()
             self.models = copy.deepcopy(DEFAULT_MODELS)
+            self.latency = 0.0  # batch additions
+            self.max_in_flight = self.in_flight
 
     def pending(self, path: str = CHAT_PATH) -> int:
         """Queued replies not yet played (a test can assert the client used them all)."""
@@ -1143,8 +1171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--tokens", type=int, default=50, help="pieces per streamed reply")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between pieces")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each reply")
     args = parser.parse_args(argv)
     with FakeServer(args.host, args.port) as srv:
+        srv.latency = args.latency
         srv.set_default(adaptive(markdown_pieces(args.tokens), delay=args.delay))
         print(f"FakeServer listening on {srv.url}  (base URL {srv.base_url})", flush=True)
         try:

@@ -8,6 +8,7 @@ import typer
 
 from llmost_cli import __version__
 from llmost_cli.cli.ask import ask
+from llmost_cli.cli.batch import batch
 from llmost_cli.cli.chat import chat
 from llmost_cli.cli.config import config_app
 from llmost_cli.cli.conversations import register as register_conversations
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 app.command(help=ask.__doc__, no_args_is_help=False)(ask)
 app.command(help=chat.__doc__)(chat)
+app.command(help=batch.__doc__)(batch)
 app.add_typer(config_app, name="config")
 app.add_typer(models_app, name="models")
 app.add_typer(templates_app, name="templates")
