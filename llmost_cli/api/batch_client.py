@@ -233,7 +233,9 @@ class BatchHTTPClient:
                         break
             encoding = response.headers.get("content-encoding", "")
             decoded = limits.decoded(pieces, encoding, 2**62, "the error body")
-            raw, _ = limits.read_prefix(decoded, limits.ERROR_BODY_LIMIT)
+            kept = bytearray()
+            limits.read_prefix(decoded, limits.ERROR_BODY_LIMIT, kept)
+            raw = bytes(kept)
         except (httpx.HTTPError, StreamError, TimeoutError):
             pass  # the status says enough; a broken body must not hide it
         message, code, metadata = _parse_error_body(raw)
