@@ -269,10 +269,13 @@ def test_messages_with_tool_calls() -> None:
     ]
 
 
-def test_record_is_strict_json() -> None:
-    data = record("x", {"cost": float("nan"), "content": "é\n"}, UsageError("bad"))
+def test_record_is_strict_json_on_one_line() -> None:
+    content = "é\n\x85\u2028\u2029\x0b end"
+    data = record("x", {"cost": float("nan"), "content": content}, UsageError("bad"))
     assert b"NaN" not in data and data.endswith(b"\n") and data.count(b"\n") == 1
-    assert json.loads(data)["cost"] is None
+    assert len(data.decode().splitlines()) == 1
+    line = json.loads(data)
+    assert line["cost"] is None and line["content"] == content
 
 
 def test_event_clock_counts_only_complete_data_events() -> None:

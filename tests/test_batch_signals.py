@@ -43,6 +43,13 @@ def wait_lines(path: Path, count: int, timeout: float = 20) -> None:
         time.sleep(0.02)
 
 
+def settle(server: fs.FakeServer) -> None:
+    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while server.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def complete_lines(path: Path) -> list[dict]:
     data = path.read_bytes()
     assert data == b"" or data.endswith(b"\n"), "a torn last line"
@@ -61,7 +68,8 @@ def test_signal_stops_the_batch_with_a_summary(
     proc = start(server, str(write_input(tmp_path)), "-o", str(out), "--concurrency", "4")
     wait_lines(out, 4)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=10)
+    _, err = proc.communicate(timeout=20)
+    settle(server)
     stderr = err.decode()
     assert proc.returncode == rc, stderr
     assert "Traceback" not in stderr
@@ -99,10 +107,11 @@ def test_kill_9_then_resume_loses_only_lines_in_flight(
     proc.kill()
     proc.communicate(timeout=10)
     before = complete_lines(out)  # no torn line
+    settle(server)  # requests already on the wire are recorded before counting
     sent_before = len(server.chat_requests())
     assert len(before) >= 10
     proc = start(server, str(source), "-o", str(out), "--concurrency", "6", "--resume")
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     after = complete_lines(out)
     assert sorted(int(line["id"][1:]) for line in after) == list(range(N))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -17,6 +18,9 @@ from llmost_cli.core.ask import finite
 from llmost_cli.core.batch_input import LineId, id_key
 from llmost_cli.errors import LlmostError, OutputClosed, UsageError
 
+# Characters that Python's str.splitlines() (and JavaScript) take as line breaks but JSON
+# leaves raw: NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR.
+_LINE_BREAKS = re.compile("[\x85\u2028\u2029]")
 FIELDS = ("id", "model", "content", "finish_reason", "tool_calls", "usage", "cost", "error")
 
 
@@ -36,6 +40,8 @@ def record(
     out["id"] = line_id
     out["error"] = None if error is None else {"code": error.code, "message": str(error)}
     text = json.dumps(finite(out), ensure_ascii=False, allow_nan=False)
+    if _LINE_BREAKS.search(text):  # only inside strings: escaped, so every reader sees one line
+        text = _LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text.encode("utf-8", "replace") + b"\n"
 
 
