@@ -155,6 +155,9 @@ def read_tree(root: Any | None = None) -> list[Command]:
         ("config", "set", "key"): keys,
         ("config", "unset", "key"): keys,
         ("models", "show", "model_id"): MODELS,
+        ("batch", "input"): FILES,
+        ("conversations", "import", "file"): FILES,
+        ("conv", "import", "file"): FILES,
     }
     for group in ("conversations", "conv"):  # the group and its alias
         for command, param in (

@@ -11,7 +11,7 @@ _llmost_command() {
     # a value (space-padded, for matching), and the command a group runs by default.
     case $1 in
     '')
-        subs='ask chat config models templates conversations conv'
+        subs='ask chat batch config models templates conversations conv'
         opts='--profile --debug --version --install-completion --show-completion -h --help'
         valued=' --profile '
         default=''
@@ -26,6 +26,12 @@ _llmost_command() {
         subs=''
         opts='-m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool --tools-all --tool-choice --yes --reasoning-effort --show-reasoning --hide-reasoning --no-stream --markdown --no-markdown -c --continue --session --timeout --retries -h --help'
         valued=' -m --model -s --system -i --image -f --file -T --template -v --var --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool --tool-choice --reasoning-effort --session --timeout --retries '
+        default=''
+        ;;
+    'batch')
+        subs=''
+        opts='-o --output --concurrency --rpm --resume --max-cost --skip-invalid --ordered --store -m --model -s --system --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --json-mode --schema --tools --tool-choice --no-stream --timeout --retries -h --help'
+        valued=' -o --output --concurrency --rpm --max-cost -m --model -s --system --prefill -t --temperature --top-p --max-tokens --frequency-penalty --presence-penalty --stop --seed --param --schema --tools --tool-choice --timeout --retries '
         default=''
         ;;
     'config')
@@ -309,6 +315,21 @@ _llmost_values() {
     'chat|--session')
         dynamic=conversations
         ;;
+    'batch|-m' | 'batch|--model')
+        dynamic=models
+        ;;
+    'batch|-s' | 'batch|--system')
+        files=@
+        ;;
+    'batch|--schema')
+        files=1
+        ;;
+    'batch|--tools')
+        files=1
+        ;;
+    'batch|--tool-choice')
+        words='auto none required' dynamic=tools
+        ;;
     'config get|#1|'*)
         words='base_url api_key api_key_cmd model system temperature top_p max_tokens frequency_penalty presence_penalty seed stop timeout retries markdown max_tool_rounds'
         ;;
@@ -342,6 +363,9 @@ _llmost_values() {
     'conversations export|#'*)
         dynamic=conversations
         ;;
+    'conversations import|#1|'*)
+        files=1
+        ;;
     'conversations rm|#1|'*)
         dynamic=conversations
         ;;
@@ -368,6 +392,9 @@ _llmost_values() {
         ;;
     'conv export|#'*)
         dynamic=conversations
+        ;;
+    'conv import|#1|'*)
+        files=1
         ;;
     'conv rm|#1|'*)
         dynamic=conversations

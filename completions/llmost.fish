@@ -7,7 +7,7 @@
 
 # Per command (root, root_config, root_config_get, ...): subcommands and options as
 # "name<TAB>description", options that take a value, and a group's default command.
-set -g __llmost_subs_root ask\t'Ask one question and print the answer.' chat\t'Chat interactively; PROMPT, if given, is the first turn.' config\t'Show and change settings (config file, profiles, API key).' models\t'List the server\'s models, or show one in full.' templates\t'List, show and edit templates: TOML files in the templates folder beside the...' conversations\t'Stored conversations: list, show, search, export, import, delete, rename, fork.' conv\t'Short for \'llmost conversations\'.'
+set -g __llmost_subs_root ask\t'Ask one question and print the answer.' chat\t'Chat interactively; PROMPT, if given, is the first turn.' batch\t'Answer many prompts from a JSONL file, concurrently: one JSON line out per...' config\t'Show and change settings (config file, profiles, API key).' models\t'List the server\'s models, or show one in full.' templates\t'List, show and edit templates: TOML files in the templates folder beside the...' conversations\t'Stored conversations: list, show, search, export, import, delete, rename, fork.' conv\t'Short for \'llmost conversations\'.'
 set -g __llmost_opts_root '--profile'\t'Config profile to use.' '--debug'\t'Show tracebacks and HTTP traffic (key redacted).' '--version'\t'Print the version.' '--install-completion'\t'Install completion for the current shell.' '--show-completion'\t'Show completion for the current shell, to copy it or customize the installation.' '-h'\t'Show this message and exit.' '--help'\t'Show this message and exit.'
 set -g __llmost_valued_root '--profile'
 set -g __llmost_default_root ''
@@ -19,6 +19,10 @@ set -g __llmost_subs_root_chat
 set -g __llmost_opts_root_chat '-m'\t'Model id, e.g. openai/gpt-4o.' '--model'\t'Model id, e.g. openai/gpt-4o.' '-s'\t'System prompt; @path reads it from a file.' '--system'\t'System prompt; @path reads it from a file.' '-i'\t'Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--image'\t'Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '-f'\t'Attach context (repeatable): a text file as a fenced block headed by its path...' '--file'\t'Attach context (repeatable): a text file as a fenced block headed by its path...' '-T'\t'Apply templates/NAME.toml (see \'llmost templates\'); options given here win.' '--template'\t'Apply templates/NAME.toml (see \'llmost templates\'); options given here win.' '-v'\t'A template variable (repeatable): fills {KEY} in the template.' '--var'\t'A template variable (repeatable): fills {KEY} in the template.' '--prefill'\t'Start the answer with this text; the model continues it.' '-t'\t'Sampling temperature, 0 to 2.' '--temperature'\t'Sampling temperature, 0 to 2.' '--top-p'\t'Nucleus sampling, greater than 0 up to 1.' '--max-tokens'\t'Maximum tokens in the answer (>= 1).' '--frequency-penalty'\t'-2 to 2.' '--presence-penalty'\t'-2 to 2.' '--stop'\t'Stop sequence (repeatable, at most 4).' '--seed'\t'Seed for deterministic sampling.' '--param'\t'Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode'\t'Ask for a JSON object (response_format json_object).' '--schema'\t'JSON schema the answer must follow: a file, inline JSON, or the short form \'n...' '--tools'\t'JSON file with a list of OpenAI-style tool definitions.' '--tool'\t'Offer a tool declared in the config file (repeatable).' '--tools-all'\t'Offer every tool declared in the config file.' '--tool-choice'\t'Whether and which tool the model must call.' '--yes'\t'Run the declared local tools the model calls without asking y/N first.' '--reasoning-effort'\t'How hard a reasoning model thinks (sent as reasoning.effort).' '--show-reasoning'\t'Show the model\'s reasoning dimmed on stderr when it is a terminal (default),...' '--hide-reasoning'\t'Show the model\'s reasoning dimmed on stderr when it is a terminal (default),...' '--no-stream'\t'Wait for the whole answer instead of streaming.' '--markdown'\t'Render markdown (default: only when stdout is a terminal).' '--no-markdown'\t'Render markdown (default: only when stdout is a terminal).' '-c'\t'Continue the most recent conversation.' '--continue'\t'Continue the most recent conversation.' '--session'\t'Use (or create) the named conversation.' '--timeout'\t'Read timeout (default 600).' '--retries'\t'Retries on 429, 5xx and connection failures (default 3).' '-h'\t'Show this message and exit.' '--help'\t'Show this message and exit.'
 set -g __llmost_valued_root_chat '-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool' '--tool-choice' '--reasoning-effort' '--session' '--timeout' '--retries'
 set -g __llmost_default_root_chat ''
+set -g __llmost_subs_root_batch
+set -g __llmost_opts_root_batch '-o'\t'JSONL file to append to (default: stdout).' '--output'\t'JSONL file to append to (default: stdout).' '--concurrency'\t'Requests at once.' '--rpm'\t'At most R requests a minute.' '--resume'\t'Skip the ids already in OUTPUT; append the rest.' '--max-cost'\t'Start no more lines once this much is spent.' '--skip-invalid'\t'Record malformed input lines as failed lines instead of exiting 2.' '--ordered'\t'Write lines in input order.' '--store'\t'Keep each line as a stored conversation.' '-m'\t'Model id, e.g. openai/gpt-4o.' '--model'\t'Model id, e.g. openai/gpt-4o.' '-s'\t'System prompt; @path reads it from a file.' '--system'\t'System prompt; @path reads it from a file.' '--prefill'\t'Start the answer with this text; the model continues it.' '-t'\t'Sampling temperature, 0 to 2.' '--temperature'\t'Sampling temperature, 0 to 2.' '--top-p'\t'Nucleus sampling, greater than 0 up to 1.' '--max-tokens'\t'Maximum tokens in the answer (>= 1).' '--frequency-penalty'\t'-2 to 2.' '--presence-penalty'\t'-2 to 2.' '--stop'\t'Stop sequence (repeatable, at most 4).' '--seed'\t'Seed for deterministic sampling.' '--param'\t'Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode'\t'Ask for a JSON object (response_format json_object).' '--schema'\t'JSON schema the answer must follow: a file, inline JSON, or the short form \'n...' '--tools'\t'JSON file with a list of OpenAI-style tool definitions.' '--tool-choice'\t'Whether and which tool the model must call.' '--no-stream'\t'Wait for the whole answer instead of streaming.' '--timeout'\t'Read timeout (default 600).' '--retries'\t'Retries on 429, 5xx and connection failures (default 3).' '-h'\t'Show this message and exit.' '--help'\t'Show this message and exit.'
+set -g __llmost_valued_root_batch '-o' '--output' '--concurrency' '--rpm' '--max-cost' '-m' '--model' '-s' '--system' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool-choice' '--timeout' '--retries'
+set -g __llmost_default_root_batch ''
 set -g __llmost_subs_root_config path\t'Print the path of the config file (LLMOST_CONFIG overrides it).' list\t'List every setting in effect, defaults included, with its source (API key...' get\t'Print the value in effect of one setting (the API key masked); nothing if it...' set\t'Set a key in the active profile (or --profile NAME, created if needed).' unset\t'Remove a key from the active profile.' edit\t'Open the config file in $VISUAL or $EDITOR, then check it.' profiles\t'List the profiles in the config file, one per line; \'*\' marks the active one.'
 set -g __llmost_opts_root_config '-h'\t'Show this message and exit.' '--help'\t'Show this message and exit.'
 set -g __llmost_valued_root_config
@@ -206,6 +210,17 @@ function __llmost_values --argument-names key prog profile cur
             $prog --complete-values tools $profile 2>/dev/null </dev/null
         case 'chat|--session'
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
+        case 'batch|-m' 'batch|--model'
+            $prog --complete-values models $profile 2>/dev/null </dev/null
+        case 'batch|-s' 'batch|--system'
+            __fish_complete_path (string replace -r -- '^@' '' $cur) | string replace -r -- '^' '@'
+        case 'batch|--schema'
+            __fish_complete_path $cur
+        case 'batch|--tools'
+            __fish_complete_path $cur
+        case 'batch|--tool-choice'
+            printf '%s\n' 'auto' 'none' 'required'
+            $prog --complete-values tools $profile 2>/dev/null </dev/null
         case 'config get|#1|*'
             printf '%s\n' 'base_url' 'api_key' 'api_key_cmd' 'model' 'system' 'temperature' 'top_p' 'max_tokens' 'frequency_penalty' 'presence_penalty' 'seed' 'stop' 'timeout' 'retries' 'markdown' 'max_tool_rounds'
         case 'config set|#1|*'
@@ -228,6 +243,8 @@ function __llmost_values --argument-names key prog profile cur
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
         case 'conversations export|#*'
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
+        case 'conversations import|#1|*'
+            __fish_complete_path $cur
         case 'conversations rm|#1|*'
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
         case 'conversations rm|#*'
@@ -246,6 +263,8 @@ function __llmost_values --argument-names key prog profile cur
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
         case 'conv export|#*'
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
+        case 'conv import|#1|*'
+            __fish_complete_path $cur
         case 'conv rm|#1|*'
             $prog --complete-values conversations $profile 2>/dev/null </dev/null
         case 'conv rm|#*'

@@ -12,8 +12,8 @@ _llmost_command() {
   # name:description for the menu), options that take a value, the group's default command.
   case $1 in
     ('')
-      subs=('ask' 'chat' 'config' 'models' 'templates' 'conversations' 'conv')
-      subdescs=('ask:Ask one question and print the answer.' 'chat:Chat interactively; PROMPT, if given, is the first turn.' 'config:Show and change settings (config file, profiles, API key).' 'models:List the server'\''s models, or show one in full.' 'templates:List, show and edit templates: TOML files in the templates folder beside the...' 'conversations:Stored conversations: list, show, search, export, import, delete, rename, fork.' 'conv:Short for '\''llmost conversations'\''.')
+      subs=('ask' 'chat' 'batch' 'config' 'models' 'templates' 'conversations' 'conv')
+      subdescs=('ask:Ask one question and print the answer.' 'chat:Chat interactively; PROMPT, if given, is the first turn.' 'batch:Answer many prompts from a JSONL file, concurrently: one JSON line out per...' 'config:Show and change settings (config file, profiles, API key).' 'models:List the server'\''s models, or show one in full.' 'templates:List, show and edit templates: TOML files in the templates folder beside the...' 'conversations:Stored conversations: list, show, search, export, import, delete, rename, fork.' 'conv:Short for '\''llmost conversations'\''.')
       opts=('--profile' '--debug' '--version' '--install-completion' '--show-completion' '-h' '--help')
       optdescs=('--profile:Config profile to use.' '--debug:Show tracebacks and HTTP traffic (key redacted).' '--version:Print the version.' '--install-completion:Install completion for the current shell.' '--show-completion:Show completion for the current shell, to copy it or customize the installation.' '-h:Show this message and exit.' '--help:Show this message and exit.')
       valued=('--profile')
@@ -33,6 +33,14 @@ _llmost_command() {
       opts=('-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--json-mode' '--schema' '--tools' '--tool' '--tools-all' '--tool-choice' '--yes' '--reasoning-effort' '--show-reasoning' '--hide-reasoning' '--no-stream' '--markdown' '--no-markdown' '-c' '--continue' '--session' '--timeout' '--retries' '-h' '--help')
       optdescs=('-m:Model id, e.g. openai/gpt-4o.' '--model:Model id, e.g. openai/gpt-4o.' '-s:System prompt; @path reads it from a file.' '--system:System prompt; @path reads it from a file.' '-i:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '--image:Attach an image (repeatable): a PNG/JPEG/GIF/WebP file or an http(s) URL.' '-f:Attach context (repeatable): a text file as a fenced block headed by its path...' '--file:Attach context (repeatable): a text file as a fenced block headed by its path...' '-T:Apply templates/NAME.toml (see '\''llmost templates'\''); options given here win.' '--template:Apply templates/NAME.toml (see '\''llmost templates'\''); options given here win.' '-v:A template variable (repeatable): fills {KEY} in the template.' '--var:A template variable (repeatable): fills {KEY} in the template.' '--prefill:Start the answer with this text; the model continues it.' '-t:Sampling temperature, 0 to 2.' '--temperature:Sampling temperature, 0 to 2.' '--top-p:Nucleus sampling, greater than 0 up to 1.' '--max-tokens:Maximum tokens in the answer (>= 1).' '--frequency-penalty:-2 to 2.' '--presence-penalty:-2 to 2.' '--stop:Stop sequence (repeatable, at most 4).' '--seed:Seed for deterministic sampling.' '--param:Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode:Ask for a JSON object (response_format json_object).' '--schema:JSON schema the answer must follow: a file, inline JSON, or the short form '\''n...' '--tools:JSON file with a list of OpenAI-style tool definitions.' '--tool:Offer a tool declared in the config file (repeatable).' '--tools-all:Offer every tool declared in the config file.' '--tool-choice:Whether and which tool the model must call.' '--yes:Run the declared local tools the model calls without asking y/N first.' '--reasoning-effort:How hard a reasoning model thinks (sent as reasoning.effort).' '--show-reasoning:Show the model'\''s reasoning dimmed on stderr when it is a terminal (default),...' '--hide-reasoning:Show the model'\''s reasoning dimmed on stderr when it is a terminal (default),...' '--no-stream:Wait for the whole answer instead of streaming.' '--markdown:Render markdown (default: only when stdout is a terminal).' '--no-markdown:Render markdown (default: only when stdout is a terminal).' '-c:Continue the most recent conversation.' '--continue:Continue the most recent conversation.' '--session:Use (or create) the named conversation.' '--timeout:Read timeout (default 600).' '--retries:Retries on 429, 5xx and connection failures (default 3).' '-h:Show this message and exit.' '--help:Show this message and exit.')
       valued=('-m' '--model' '-s' '--system' '-i' '--image' '-f' '--file' '-T' '--template' '-v' '--var' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool' '--tool-choice' '--reasoning-effort' '--session' '--timeout' '--retries')
+      default=''
+      ;;
+    ('batch')
+      subs=()
+      subdescs=()
+      opts=('-o' '--output' '--concurrency' '--rpm' '--resume' '--max-cost' '--skip-invalid' '--ordered' '--store' '-m' '--model' '-s' '--system' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--json-mode' '--schema' '--tools' '--tool-choice' '--no-stream' '--timeout' '--retries' '-h' '--help')
+      optdescs=('-o:JSONL file to append to (default: stdout).' '--output:JSONL file to append to (default: stdout).' '--concurrency:Requests at once.' '--rpm:At most R requests a minute.' '--resume:Skip the ids already in OUTPUT; append the rest.' '--max-cost:Start no more lines once this much is spent.' '--skip-invalid:Record malformed input lines as failed lines instead of exiting 2.' '--ordered:Write lines in input order.' '--store:Keep each line as a stored conversation.' '-m:Model id, e.g. openai/gpt-4o.' '--model:Model id, e.g. openai/gpt-4o.' '-s:System prompt; @path reads it from a file.' '--system:System prompt; @path reads it from a file.' '--prefill:Start the answer with this text; the model continues it.' '-t:Sampling temperature, 0 to 2.' '--temperature:Sampling temperature, 0 to 2.' '--top-p:Nucleus sampling, greater than 0 up to 1.' '--max-tokens:Maximum tokens in the answer (>= 1).' '--frequency-penalty:-2 to 2.' '--presence-penalty:-2 to 2.' '--stop:Stop sequence (repeatable, at most 4).' '--seed:Seed for deterministic sampling.' '--param:Any extra request field (repeatable), e.g. --param top_k=40.' '--json-mode:Ask for a JSON object (response_format json_object).' '--schema:JSON schema the answer must follow: a file, inline JSON, or the short form '\''n...' '--tools:JSON file with a list of OpenAI-style tool definitions.' '--tool-choice:Whether and which tool the model must call.' '--no-stream:Wait for the whole answer instead of streaming.' '--timeout:Read timeout (default 600).' '--retries:Retries on 429, 5xx and connection failures (default 3).' '-h:Show this message and exit.' '--help:Show this message and exit.')
+      valued=('-o' '--output' '--concurrency' '--rpm' '--max-cost' '-m' '--model' '-s' '--system' '--prefill' '-t' '--temperature' '--top-p' '--max-tokens' '--frequency-penalty' '--presence-penalty' '--stop' '--seed' '--param' '--schema' '--tools' '--tool-choice' '--timeout' '--retries')
       default=''
       ;;
     ('config')
@@ -384,6 +392,21 @@ _llmost_values() {
     ('chat|--session')
       dynamic=conversations
       ;;
+    ('batch|-m'|'batch|--model')
+      dynamic=models
+      ;;
+    ('batch|-s'|'batch|--system')
+      files=@
+      ;;
+    ('batch|--schema')
+      files=1
+      ;;
+    ('batch|--tools')
+      files=1
+      ;;
+    ('batch|--tool-choice')
+      vals=('auto' 'none' 'required') dynamic=tools
+      ;;
     ('config get|#1|'*)
       vals=('base_url' 'api_key' 'api_key_cmd' 'model' 'system' 'temperature' 'top_p' 'max_tokens' 'frequency_penalty' 'presence_penalty' 'seed' 'stop' 'timeout' 'retries' 'markdown' 'max_tool_rounds')
       ;;
@@ -417,6 +440,9 @@ _llmost_values() {
     ('conversations export|#'*)
       dynamic=conversations
       ;;
+    ('conversations import|#1|'*)
+      files=1
+      ;;
     ('conversations rm|#1|'*)
       dynamic=conversations
       ;;
@@ -443,6 +469,9 @@ _llmost_values() {
       ;;
     ('conv export|#'*)
       dynamic=conversations
+      ;;
+    ('conv import|#1|'*)
+      files=1
       ;;
     ('conv rm|#1|'*)
       dynamic=conversations

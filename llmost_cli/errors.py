@@ -37,6 +37,7 @@ class ExitCode(IntEnum):
     RATE_LIMITED = 6
     API = 7
     NETWORK = 8
+    BATCH_FAILED = 9  # `batch`: some lines failed, each recorded in its output line
     OUTPUT = 74  # stdout could not be written (sysexits EX_IOERR)
     HANGUP = 129
     INTERRUPTED = 130

@@ -161,7 +161,10 @@ def _output_failed(exc: OutputClosed, state: State) -> int:
 
 
 def _wants_json(args: list[str]) -> bool:
-    """``-o json`` anywhere before ``--``: parse errors must then be JSON too."""
+    """``ask ... -o json`` (anywhere before ``--``): parse errors must then be JSON too.
+    Only ``ask`` prints JSON on stdout: ``batch -o json`` names an output file."""
+    if "ask" not in args[: args.index("--") if "--" in args else len(args)]:
+        return False
     for i, arg in enumerate(args):
         if arg == "--":
             break

@@ -901,8 +901,11 @@ class FakeServer:
         self._wake: tuple[socket.socket, socket.socket] | None = None
         # --- batch additions: per-request latency and an in-flight counter ---------------
         self.latency = 0.0  # seconds every chat request waits before its reply is played
-        self.in_flight = 0  # chat requests being answered right now
+        self.in_flight = 0  # chat requests of this test being answered right now
         self.max_in_flight = 0  # the most at any one time since the last reset()
+        # Requests of an earlier test may still be answering (a hang): they are not counted.
+        self._generation = 0
+        self._generations: dict[int, int] = {}  # id(rec) -> the generation it started in
 
     # batch additions ---------------------------------------------------------
 
@@ -910,6 +913,7 @@ class FakeServer:
         if rec.path != CHAT_PATH:
             return
         with self._cond:
+            self._generations[id(rec)] = self._generation
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 
@@ -917,7 +921,8 @@ class FakeServer:
         if rec.path != CHAT_PATH:
             return
         with self._cond:
-            self.in_flight -= 1
+            if self._generations.pop(id(rec), None) == self._generation:
+                self.in_flight -= 1
 
     # lifecycle ---------------------------------------------------------------
 
@@ -1005,7 +1010,8 @@ class FakeServer:
             self.errors.clear()
             self.models = copy.deepcopy(DEFAULT_MODELS)
             self.latency = 0.0  # batch additions
-            self.max_in_flight = self.in_flight
+            self._generation += 1
+            self.in_flight = self.max_in_flight = 0
 
     def pending(self, path: str = CHAT_PATH) -> int:
         """Queued replies not yet played (a test can assert the client used them all)."""

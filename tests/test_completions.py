@@ -390,7 +390,7 @@ def ask_options() -> list[str]:
 
 KEYS = sorted(params.CONFIG_KEYS)
 BASH_CASES = [
-    ("llmost ", ["ask", "chat", "config", "conv", "conversations", "models", "templates"]),
+    ("llmost ", ["ask", "batch", "chat", "config", "conv", "conversations", "models", "templates"]),
     ("llmost co", ["config", "conv", "conversations"]),
     (
         "llmost --",
@@ -516,7 +516,7 @@ def test_zsh_interactive(configured: Path, tmp_path: Path) -> None:
 
 
 FISH_CASES = [
-    ("llmost ", ["ask", "chat", "config", "conv", "conversations", "models", "templates"]),
+    ("llmost ", ["ask", "batch", "chat", "config", "conv", "conversations", "models", "templates"]),
     ("llmost config get te", ["temperature"]),
     ("llmost ask --tem", ["--temperature", "--template"]),
     ("llmost ask -o ", ["json", "text"]),

@@ -121,14 +121,21 @@ def test_list_names_every_source_and_masks_the_key(isolated_env: Path) -> None:
     assert TEST_KEY not in r.stdout + r.stderr
 
 
+def plain(text: str) -> str:
+    """Without the terminal styles (dim) that a note carries on a terminal."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
 def test_get_shows_the_effective_value_and_on_a_terminal_its_source(isolated_env: Path) -> None:
     assert run_cli("config", "get", "retries").stdout == "3\n"
-    r = run_cli("config", "get", "retries", stderr_tty=True)
-    assert (r.stdout, r.stderr) == ("3\n", "llmost: retries from default\n")
+    r = run_cli("config", "get", "retries", stderr_tty=True, env={"NO_COLOR": "1"})
+    assert (r.stdout, plain(r.stderr)) == ("3\n", "llmost: retries from default\n")
     r = run_cli("config", "get", "api_key", env={"LLMOST_API_KEY": TEST_KEY}, stderr_tty=True)
     assert r.stdout == MASKED + "\n" and "from env LLMOST_API_KEY" in r.stderr
     r = run_cli("config", "get", "model", stderr_tty=True)
-    assert (r.rc, r.stdout, r.stderr) == (0, "", "llmost: model is not set\n")
+    assert (r.rc, r.stdout, plain(r.stderr)) == (0, "", "llmost: model is not set\n")
 
 
 def test_profiles_marks_the_active_one_and_what_chose_it(isolated_env: Path) -> None:

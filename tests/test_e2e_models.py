@@ -385,7 +385,8 @@ def test_show_nan_created_does_not_crash(llmost: Runner, server: fs.FakeServer) 
         path=fs.MODELS_PATH,
     )
     r = llmost("models", "show", "odd/nan")
-    assert (r.rc, r.stdout, r.stderr) == (0, "id       odd/nan\ncreated  nan\n", "")
+    # NaN is not JSON: the client reads it as null, shown as unknown
+    assert (r.rc, r.stdout, r.stderr) == (0, "id       odd/nan\ncreated  -\n", "")
 
 
 def test_show_by_a_unique_part_of_an_id(llmost: Runner, server: fs.FakeServer) -> None:

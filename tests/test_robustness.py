@@ -205,7 +205,7 @@ def test_stream_request_answered_with_plain_text(llmost: Runner, server: fs.Fake
     server.add(fs.raw_response(200, b"hello, I am not SSE", content_type="text/plain"))
     r = llmost("ask", "hi")
     assert r.rc == 7
-    assert "not JSON (Content-Type text/plain)" in r.stderr
+    assert "not valid JSON (Expecting value; Content-Type text/plain)" in r.stderr
 
 
 def test_json_body_without_choices(llmost: Runner, server: fs.FakeServer) -> None:

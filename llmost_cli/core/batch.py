@@ -58,6 +58,7 @@ from llmost_cli.core.turn import Turn, TurnResult, compose, stream_answer
 from llmost_cli.errors import (
     AuthError,
     CreditsError,
+    ExitCode,
     Interrupted,
     LlmostError,
     OutputClosed,
@@ -69,7 +70,7 @@ BACKOFF_BASE = 1.0  # seconds; doubled per retry of a line (as the sync client d
 RESTART_JITTER = 0.2  # seconds: workers leave a shared pause spread over this much
 WINDOW_FACTOR = 4  # --ordered: lines started ahead of the oldest unwritten one, x concurrency
 MAX_CONCURRENCY = 1024
-EXIT_SOME_FAILED = 9  # DESIGN §5
+EXIT_SOME_FAILED = int(ExitCode.BATCH_FAILED)  # DESIGN §5
 
 
 @dataclass
