@@ -64,10 +64,11 @@ def _run(args: list[str], state: State) -> int:
         args = _decoded(args, env)
         import typer
 
-        from llmost_cli.cli.app import command
+        from llmost_cli.cli.app import command, command_for
 
-        cmd = command()
+        cmd = command_for(args)
         if "_LLMOST_COMPLETE" in env.environ:  # typer's own completion protocol
+            cmd = command()
             with env.as_sys_streams():
                 return _exit_code(cmd.main, args)
         try:
