@@ -131,15 +131,19 @@ def test_unwritable_stdout_stores_the_answer_and_says_so(
 
 
 def test_ctrl_c_during_a_tool_says_interrupted(server: fs.FakeServer, isolated_env: Path) -> None:
+    started = isolated_env / "started"
     script = isolated_env / "slow.py"
-    script.write_text("import time\ntime.sleep(30)\n")
+    script.write_text(f"import time\nopen({str(started)!r}, 'w').close()\ntime.sleep(30)\n")
     write_config(
         isolated_env,
         f"[tools.slow]\ncommand = [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n",
     )
     server.add(fs.stream_tool_calls([("c1", "slow", "{}")]))
     proc = start(server, "ask", "--tool", "slow", "--yes", "q")
-    time.sleep(1.5)
+    deadline = time.monotonic() + 30
+    while not started.exists():  # the tool is running: now press Ctrl-C
+        assert time.monotonic() < deadline and proc.poll() is None, "the tool never started"
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130

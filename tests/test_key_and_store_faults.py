@@ -54,7 +54,8 @@ def test_localhost_subdomains_are_not_trusted_with_the_key(llmost_bare: Runner) 
 
 
 def test_ctrl_c_while_api_key_cmd_runs(server: fs.FakeServer, isolated_env: Path) -> None:
-    write_config(isolated_env, '[profiles.default]\napi_key_cmd = "sleep 30"\n')
+    started = isolated_env / "started"
+    write_config(isolated_env, f'[profiles.default]\napi_key_cmd = "touch {started}; sleep 30"\n')
     env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url}
     proc = subprocess.Popen(
         [llmost_executable(), "ask", "q"],
@@ -63,7 +64,10 @@ def test_ctrl_c_while_api_key_cmd_runs(server: fs.FakeServer, isolated_env: Path
         stderr=subprocess.PIPE,
         env=env,
     )
-    time.sleep(1.5)
+    deadline = time.monotonic() + 30
+    while not started.exists():  # api_key_cmd is running: now press Ctrl-C
+        assert time.monotonic() < deadline and proc.poll() is None, "api_key_cmd never ran"
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
     assert proc.returncode == 130 and b"interrupted" in err and b"Traceback" not in err

@@ -95,7 +95,7 @@ def test_read_only_data_directory(llmost: Runner, server: fs.FakeServer) -> None
 # --- load -------------------------------------------------------------------------------
 
 
-WRITERS = 20  # processes at once: enough to contend for the lock on 2 cores
+WRITERS = 8  # processes at once: enough to contend for the lock on 2 cores
 
 
 def test_concurrent_writers_to_one_session(server: fs.FakeServer) -> None:
