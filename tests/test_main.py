@@ -48,6 +48,9 @@ def test_piped_ask_imports_only_what_it_uses(server: fs.FakeServer) -> None:
     assert loaded(modules, "httpx")  # it did make the request
     unwanted = ("prompt_toolkit", "rich", "markdown_it", "pygments", "jsonschema", "trio._core")
     assert [p for p in unwanted if loaded(modules, p)] == []
+    # only the command that runs is built: not the other commands' modules
+    others = ("llmost_cli.cli.batch", "llmost_cli.cli.conversations", "llmost_cli.cli.config")
+    assert [m for m in others if m in modules] == []
     # "trio" itself shows up as a failed lookup of a few microseconds: llmost marks it absent
 
 
