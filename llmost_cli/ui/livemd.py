@@ -8,13 +8,18 @@ top-level markdown blocks as it arrives:
   test picks the lines that may start a new top-level block; only then markdown-it parses the
   unfinished region (block level only) and every block followed by the start of another is
   final.  Finished blocks never change, whatever text comes later.
-* ``LiveMarkdown`` prints each finished block once, permanently, rendered by rich's
-  ``Markdown`` exactly as in a whole-answer render, and redraws only the unfinished tail in a
+* ``LiveMarkdown`` prints each finished block once, permanently, rendered exactly as in a
+  whole-answer render (``mdrender.print_markdown``), and redraws only the unfinished tail in a
   live region of at most ``height - 1`` rows, at a bounded frame rate.
+* A top-level fenced code block is printed line by line while it streams (``_Fence``): its
+  complete lines are final (highlighting is line by line, ``mdrender.LineLexer``), so the live
+  region holds at most its incomplete last line. A code block of any height is then linear,
+  and a resized terminal cannot leave copies of a tall live region in its scrollback.
 
+All text is escaped on the way (``mdrender``): the model cannot drive the terminal.
 Rich separates top-level elements with a blank line depending on the element before (a
 thematic break has none), so the renderer carries that one bit of state from block to block;
-the concatenated output is then identical to ``console.print(Markdown(full_text))``.
+the concatenated output is then identical to ``print_markdown(console, full_text)``.
 Known limit: a link reference definition applies only to the block it is committed with.
 """
 
