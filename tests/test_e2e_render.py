@@ -18,10 +18,10 @@ import pexpect
 import pyte
 import pytest
 from rich.console import Console
-from rich.markdown import Markdown
 
 from llmost_cli import paths
 from llmost_cli.store.store import Store
+from llmost_cli.ui.mdrender import print_markdown
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, llmost_executable, write_config
 
@@ -78,7 +78,7 @@ def screen(data: str) -> tuple[list[str], pyte.Screen]:
 
 def whole(text: str) -> list[str]:
     console = Console(file=io.StringIO(), force_terminal=True, width=COLS, color_system="truecolor")
-    console.print(Markdown(text))
+    print_markdown(console, text)  # what the answer looks like rendered whole
     out = console.file.getvalue()  # type: ignore[attr-defined]
     lines, _ = screen(out.replace("\n", "\r\n"))
     return lines

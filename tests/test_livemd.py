@@ -742,3 +742,24 @@ def test_a_wide_or_long_code_line_is_folded_whole() -> None:
     rows = painter.rows(line)
     assert "".join(seg.text for row in rows for seg in row[1:-1]) == line
     assert [sum(seg.cell_length for seg in row) for row in rows] == [11, 11, 3]  # 1 + 10
+
+
+def test_frames_of_a_huge_code_line_paint_only_what_shows(monkeypatch: pytest.MonkeyPatch) -> None:
+    painted: list[int] = []
+    rows = mdrender.CodePainter.rows
+
+    def counting(self: mdrender.CodePainter, line: str) -> list[list[object]]:
+        painted.append(len(line))
+        return rows(self, line)  # type: ignore[return-value]
+
+    monkeypatch.setattr(mdrender.CodePainter, "rows", counting)
+    line = "x" * 40_000  # minified code: one line, no newline yet
+    console = make_console()
+    stream("```js\n" + line, console, "random", seconds_per_chunk=1.0)  # a frame a chunk
+    assert len(painted) > 1000
+    assert max(painted[:-1]) <= HEIGHT * WIDTH  # each frame: at most a screenful
+    assert painted[-1] == len(line)  # the final render has it all
+    small = make_console()
+    stream("```js\n" + line[:500], small, "whole")
+    lines, _ = screen(output(small))
+    assert "".join(lines).replace(" ", "") == line[:500]

@@ -8,13 +8,18 @@ top-level markdown blocks as it arrives:
   test picks the lines that may start a new top-level block; only then markdown-it parses the
   unfinished region (block level only) and every block followed by the start of another is
   final.  Finished blocks never change, whatever text comes later.
-* ``LiveMarkdown`` prints each finished block once, permanently, rendered by rich's
-  ``Markdown`` exactly as in a whole-answer render, and redraws only the unfinished tail in a
+* ``LiveMarkdown`` prints each finished block once, permanently, rendered exactly as in a
+  whole-answer render (``mdrender.print_markdown``), and redraws only the unfinished tail in a
   live region of at most ``height - 1`` rows, at a bounded frame rate.
+* A top-level fenced code block is printed line by line while it streams (``_Fence``): its
+  complete lines are final (highlighting is line by line, ``mdrender.LineLexer``), so the live
+  region holds at most its incomplete last line. A code block of any height is then linear,
+  and a resized terminal cannot leave copies of a tall live region in its scrollback.
 
+All text is escaped on the way (``mdrender``): the model cannot drive the terminal.
 Rich separates top-level elements with a blank line depending on the element before (a
 thematic break has none), so the renderer carries that one bit of state from block to block;
-the concatenated output is then identical to ``console.print(Markdown(full_text))``.
+the concatenated output is then identical to ``print_markdown(console, full_text)``.
 Known limit: a link reference definition applies only to the block it is committed with.
 """
 
@@ -99,6 +104,22 @@ class BlockSplitter:
         """The incomplete last line of the tail."""
         return "".join(self._parts)
 
+    def partial_tail(self, limit: int) -> tuple[str, int]:
+        """The last ``limit`` characters of the incomplete last line (all of it when shorter),
+        and the offset in that line where they start: a frame need not copy a huge line."""
+        parts, size, count = self._parts, 0, 0
+        for part in reversed(parts):
+            size += len(part)
+            count += 1
+            if size >= limit:
+                break
+        first = len(parts) - count
+        start = sum(map(len, parts[:first]))
+        if size > limit:  # the first piece may be long: slice it (a copy of what is kept)
+            cut = size - limit
+            return parts[first][cut:] + "".join(parts[first + 1 :]), start + cut
+        return "".join(parts[first:]), start
+
     def open_fence(self) -> tuple[int, int] | None:
         """When the tail is a top-level fenced code block: the index in ``lines`` of its
         opening line and the index after its last line that is certainly code (the lines
@@ -132,6 +153,8 @@ class BlockSplitter:
             nl = text.find("\n", pos)
         if pos < len(text):
             self._parts.append(text[pos:])
+            if len(self._parts) > 256:  # a huge line: keep the pieces few (amortised)
+                self._parts[:] = ["".join(self._parts)]
         return out
 
     def close(self) -> str:
@@ -173,7 +196,8 @@ class BlockSplitter:
         body = "".join(lines[cut:])
         if self._block == "paragraph_open":
             body = body.lstrip(" \t")
-        return "".join(head) + body + "".join(self._parts)
+        tail, _ = self.partial_tail(max_lines * 512)  # enough for the rows that show
+        return "".join(head) + body + tail
 
     def _add_line(self, line: str, out: list[str]) -> None:
         self._lines.append(line)
@@ -697,9 +721,16 @@ class LiveMarkdown:
             painter = fence.painter.copy()  # a preview: the painter's state stays
             lines: list[list[Segment]] = []
             if span[1] == len(self._splitter.lines):  # still open: the incomplete line
-                partial = self._splitter.partial
+                inner = max(width - 2, 1)
+                # a huge line: paint only what the rows show, folded where the whole line is
+                tail, start = self._splitter.partial_tail((rows + 1) * inner)
+                if start:
+                    skip = -start % inner if tail.isascii() else 0
+                    partial = escape(tail[skip:].replace("\0", "\ufffd"))
+                else:
+                    partial = fence.code(tail)
                 if partial:
-                    lines = painter.rows(fence.code(partial))
+                    lines = painter.rows(partial)
             else:  # a closing line arrived: the bottom row of the block
                 lines = [painter.blank()]
             return [tidy(line, width, fill) for line in lines][-rows:]

@@ -351,38 +351,43 @@ class CodePainter:
 
 def _fold(segments: list[Segment], width: int) -> Iterator[tuple[list[Segment], int]]:
     """Cut a line of segments into rows of at most ``width`` cells; no character is split
-    or lost (one wider than a whole row gets a row of its own)."""
+    or lost (one wider than a whole row gets a row of its own). Linear in the line."""
     row: list[Segment] = []
     used = 0
     for segment in segments:
         text, style = segment.text, segment.style
-        while text:
-            size = cell_len(text)
+        ascii_text = text.isascii()
+        pos, size = 0, len(text) if ascii_text else cell_len(text)  # size: cells from pos
+        while pos < len(text):
             if used + size <= width:
-                row.append(Segment(text, style))
+                row.append(Segment(text[pos:] if pos else text, style))
                 used += size
                 break
-            cut = _fit(text, width - used) or (0 if used else 1)
+            room = width - used
+            cut = min(room, len(text) - pos) if ascii_text else _fit(text, room, pos)
+            if not cut and not used:
+                cut = 1  # a character wider than the row
             if cut:
-                row.append(Segment(text[:cut], style))
-                used += cell_len(text[:cut])
-                text = text[cut:]
+                piece = text[pos : pos + cut]
+                piece_size = cut if ascii_text else cell_len(piece)
+                row.append(Segment(piece, style))
+                used += piece_size
+                size -= piece_size
+                pos += cut
             yield row, used
             row, used = [], 0
     if row:
         yield row, used
 
 
-def _fit(text: str, room: int) -> int:
-    """How many characters of ``text`` fit in ``room`` cells."""
-    if text.isascii():
-        return min(room, len(text))
+def _fit(text: str, room: int, start: int = 0) -> int:
+    """How many characters of ``text`` from ``start`` fit in ``room`` cells."""
     used = 0
-    for index, char in enumerate(text):
-        used += get_character_cell_size(char)
+    for index in range(start, len(text)):
+        used += get_character_cell_size(text[index])
         if used > room:
-            return index
-    return len(text)
+            return index - start
+    return len(text) - start
 
 
 # --------------------------------------------------------------------------- lines

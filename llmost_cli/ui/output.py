@@ -60,13 +60,14 @@ class UI:
         """Command output in the REPL: stderr, so that stdout carries answers only.
         Wrapped to the width of a terminal."""
         text = escape(text)
-        with self._spinner_paused():
-            if self.err_tty:
-                from rich.text import Text
+        if self.err_tty:
+            from rich.text import Text
 
-                self.console("err").print(Text(text, overflow="fold"), highlight=False)
-            else:
-                self._err_write(text + "\n")
+            console = self.console("err")
+            lines = Text(text).wrap(console, console.width, overflow="fold")
+            text = "\n".join(line.plain.rstrip() for line in lines)
+        with self._spinner_paused():
+            self._err_write(text + "\n")
 
     def rule(self, text: str) -> None:
         """A dim line between turns (a terminal only)."""

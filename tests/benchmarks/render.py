@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import statistics
 import sys
 import time
@@ -41,6 +42,11 @@ from tests.benchmarks import run as bench  # noqa: E402
 from tests.fakeserver import FakeServer, stream_text  # noqa: E402
 
 PIECE = 500  # characters per streamed chunk
+
+
+def plain(data: bytes) -> bytes:
+    """Terminal output without its escape sequences (styles split the text)."""
+    return re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b"", data)
 
 
 def code_answer(lines: int) -> str:
@@ -97,7 +103,7 @@ class Runner:
             self.server.add(stream_text(pieces(answer), keepalive=False))
             return bench.run_pty(argv, self.env) if pty else bench.run_piped(argv, self.env)
 
-        return self.median(run, lambda s: last in s.out)  # type: ignore[no-any-return]
+        return self.median(run, lambda s: last in plain(s.out))  # type: ignore[no-any-return]
 
     def models(self, count: int, *, pty: bool) -> tuple[float, float]:
         self.server.models = model_list(count)
@@ -109,7 +115,7 @@ class Runner:
         def run() -> bench.Sample:
             return bench.run_pty(argv, self.env) if pty else bench.run_piped(argv, self.env)
 
-        return self.median(run, lambda s: want in s.out)  # type: ignore[no-any-return]
+        return self.median(run, lambda s: want in plain(s.out))  # type: ignore[no-any-return]
 
     def add(self, name: str, value: str) -> None:
         self.rows.append((name, value))
