@@ -148,7 +148,11 @@ def _report(exc: LlmostError, state: State) -> int:
 
         error = {"code": exc.code, "type": type(exc).__name__, "message": str(exc)}
         body = finite({**exc.details, "error": error})
-        _write(env, json.dumps(body, ensure_ascii=False, allow_nan=False) + "\n")
+        text = json.dumps(body, ensure_ascii=False, allow_nan=False) + "\n"
+        if env.stdout_isatty:
+            state.ui.write_data(text)  # the server's words, escaped on a terminal
+        else:
+            _write(env, text)
     if isinstance(exc, Interrupted | Terminated):
         _stderr(env, f"\nllmost: {exc.message}\n")
     else:
