@@ -278,7 +278,8 @@ def spawn(args: list[str], width: int, env: dict[str, str]) -> str:
     child = pexpect.spawn(
         llmost_executable(),
         args,
-        env=dict(os.environ) | env,
+        # the terminal's size is the pty's: a COLUMNS left by another test would override it
+        env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")} | env,
         dimensions=(50, width),
         timeout=20,
         encoding="utf-8",
