@@ -41,15 +41,17 @@ from llmost_cli.api import limits, safejson
 from llmost_cli.api import transport as _transport
 
 # The sync client's pieces that the async side shares (private ones included, to keep one
-# copy of the error-body parsing): the wire facts live there.
+# copy of the error-body parsing and of the error mapping): the wire facts live there.
 from llmost_cli.api.client import (
     MAX_RETRY_AFTER,
     RETRY_STATUSES,
-    _os_reason,
     _parse_error_body,
     _snippet,
+    connect_reason,
     events_from_body,
+    network_error,
     parse_sse_bytes,
+    redact,
     retry_after,
 )
 from llmost_cli.api.sse import fold
@@ -59,8 +61,6 @@ from llmost_cli.errors import (
     APIError,
     ConfigError,
     LlmostError,
-    NetworkError,
-    RequestTimeout,
     StreamError,
     api_error_for_status,
 )
@@ -255,46 +255,16 @@ class BatchHTTPClient:
         return Attempt(error=error, retry=retry, retry_after=delay, reason=f"HTTP {status}")
 
     def _network_error(self, exc: httpx.HTTPError) -> LlmostError:
-        where = self._where
-        if isinstance(exc, httpx.ConnectTimeout):
-            seconds = min(self._timeout, limits.CONNECT_TIMEOUT_CAP)
-            return RequestTimeout(
-                f"timed out after {seconds:g} s connecting to {where}",
-                hint="raise --timeout or check the server",
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return NetworkError(
-                f"cannot connect to {where}: {self._connect_reason(exc)}",
-                hint="check base_url and that the server is running",
-            )
-        if isinstance(exc, httpx.TimeoutException):
-            return limits.Deadline(self._timeout, where).error(limits.BODY)
-        if isinstance(exc, httpx.LocalProtocolError):
-            return NetworkError(f"the request to {where} could not be sent: invalid header")
-        reason = self._reason(exc)
-        if isinstance(exc, httpx.ProxyError):
-            return NetworkError(f"the proxy would not connect to {where}: {reason}")
-        if isinstance(exc, httpx.RemoteProtocolError):
-            text = str(exc).lower()
-            if "disconnect" in text or "closed" in text:
-                return NetworkError(f"connection to {where} dropped: {reason}")
-            return StreamError(f"{where} sent something that is not valid HTTP: {reason}")
-        if isinstance(exc, httpx.ReadError | httpx.WriteError):
-            return NetworkError(f"connection to {where} dropped: {reason}")
-        return NetworkError(f"network error talking to {where}: {reason}")
+        deadline = limits.Deadline(self._timeout, self._where)
+        return network_error(
+            exc, self._where, self._timeout, self._key, lambda _: deadline.error(limits.BODY)
+        )
 
     def _connect_reason(self, exc: httpx.HTTPError) -> str:
-        if isinstance(exc, httpx.ConnectTimeout):
-            return "timed out connecting"
-        return _os_reason(exc) or self._reason(exc)
-
-    def _reason(self, exc: BaseException) -> str:
-        text = str(exc) or type(exc).__name__
-        return self._redact(fold(text.splitlines()[0] if text.strip() else text, 200))
+        return connect_reason(exc, self._key)
 
     def _redact(self, text: str) -> str:
-        key = self._key
-        return text.replace(key, "***") if key and len(key) >= 6 and key in text else text
+        return redact(text, self._key)
 
     def _debug(self, line: str) -> None:
         if self._log:

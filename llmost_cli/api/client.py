@@ -30,6 +30,7 @@ from llmost_cli.core.events import StreamEvent
 from llmost_cli.errors import (
     APIError,
     ConfigError,
+    LlmostError,
     NetworkError,
     RequestTimeout,
     StreamError,
@@ -292,54 +293,19 @@ class Client:
 
     # --- errors -----------------------------------------------------------------------------
 
-    def _network_error(self, exc: httpx.HTTPError, deadline: Deadline) -> NetworkError | APIError:
-        where = self._where
-        if isinstance(exc, httpx.ConnectTimeout):
-            seconds = min(self._timeout, limits.CONNECT_TIMEOUT_CAP)
-            return RequestTimeout(
-                f"timed out after {seconds:g} s connecting to {where}",
-                hint="raise --timeout or check the server",
-            )
-        if isinstance(exc, httpx.TimeoutException):
+    def _network_error(self, exc: httpx.HTTPError, deadline: Deadline) -> LlmostError:
+        def on_timeout(exc: httpx.TimeoutException) -> LlmostError:
             if isinstance(exc, httpx.WriteTimeout):
                 return deadline.error("sending the request to {where}")
             return deadline.error()
-        if isinstance(exc, httpx.ConnectError):
-            return NetworkError(
-                f"cannot connect to {where}: {self._connect_reason(exc)}",
-                hint="check base_url and that the server is running",
-            )
-        if isinstance(exc, httpx.LocalProtocolError):
-            # h11's text quotes the offending header value, which may be the key.
-            return NetworkError(f"the request to {where} could not be sent: invalid header")
-        reason = self._reason(exc)
-        if isinstance(exc, httpx.ProxyError):
-            return NetworkError(f"the proxy would not connect to {where}: {reason}")
-        if isinstance(exc, httpx.RemoteProtocolError):
-            text = str(exc).lower()
-            if "disconnect" in text or "closed" in text:
-                return NetworkError(f"connection to {where} dropped: {reason}")
-            return StreamError(f"{where} sent something that is not valid HTTP: {reason}")
-        if isinstance(exc, httpx.ReadError | httpx.WriteError):
-            return NetworkError(f"connection to {where} dropped: {reason}")
-        return NetworkError(f"network error talking to {where}: {reason}")
+
+        return network_error(exc, self._where, self._timeout, self._key, on_timeout)
 
     def _connect_reason(self, exc: httpx.HTTPError) -> str:
-        if isinstance(exc, httpx.ConnectTimeout):
-            return "timed out connecting"
-        return _os_reason(exc) or self._reason(exc)
-
-    def _reason(self, exc: BaseException) -> str:
-        text = str(exc) or type(exc).__name__
-        return self._redact(fold(text.splitlines()[0] if text.strip() else text, 200))
+        return connect_reason(exc, self._key)
 
     def _redact(self, text: str) -> str:
-        """``text`` without the key (a key under 6 characters is no secret to hide, and hiding
-        it would garble every message)."""
-        key = self._key
-        return text.replace(key, "***") if key and len(key) >= 6 and key in text else text
-
-    # --- debug log --------------------------------------------------------------------------
+        return redact(text, self._key)
 
     def _debug(self, line: str) -> None:
         """A line of the --debug log: key redacted, the server's control characters escaped."""
@@ -505,3 +471,62 @@ def _parse_error_body(raw: bytes) -> tuple[str, int | str | None, dict[str, Any]
         if isinstance(err, str):
             return err, None, {}
     return "", None, {}
+
+
+# --- errors, shared with the batch client ---------------------------------------------------
+
+
+def network_error(
+    exc: httpx.HTTPError,
+    where: str,
+    timeout: float,
+    key: str | None,
+    on_timeout: Callable[[httpx.TimeoutException], LlmostError],
+) -> LlmostError:
+    """The error of our tree for an httpx failure talking to ``where`` (host:port); the key,
+    which library messages may quote, is never in it."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        seconds = min(timeout, limits.CONNECT_TIMEOUT_CAP)
+        return RequestTimeout(
+            f"timed out after {seconds:g} s connecting to {where}",
+            hint="raise --timeout or check the server",
+        )
+    if isinstance(exc, httpx.TimeoutException):
+        return on_timeout(exc)
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(
+            f"cannot connect to {where}: {connect_reason(exc, key)}",
+            hint="check base_url and that the server is running",
+        )
+    if isinstance(exc, httpx.LocalProtocolError):
+        # h11's text quotes the offending header value, which may be the key.
+        return NetworkError(f"the request to {where} could not be sent: invalid header")
+    why = reason(exc, key)
+    if isinstance(exc, httpx.ProxyError):
+        return NetworkError(f"the proxy would not connect to {where}: {why}")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        text = str(exc).lower()
+        if "disconnect" in text or "closed" in text:
+            return NetworkError(f"connection to {where} dropped: {why}")
+        return StreamError(f"{where} sent something that is not valid HTTP: {why}")
+    if isinstance(exc, httpx.ReadError | httpx.WriteError):
+        return NetworkError(f"connection to {where} dropped: {why}")
+    return NetworkError(f"network error talking to {where}: {why}")
+
+
+def connect_reason(exc: httpx.HTTPError, key: str | None) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "timed out connecting"
+    return _os_reason(exc) or reason(exc, key)
+
+
+def reason(exc: BaseException, key: str | None) -> str:
+    """An exception's first line, short, without the key."""
+    text = str(exc) or type(exc).__name__
+    return redact(fold(text.splitlines()[0] if text.strip() else text, 200), key)
+
+
+def redact(text: str, key: str | None) -> str:
+    """``text`` without the key (a key under 6 characters is no secret to hide, and hiding
+    it would garble every message)."""
+    return text.replace(key, "***") if key and len(key) >= 6 and key in text else text
