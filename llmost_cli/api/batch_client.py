@@ -36,7 +36,6 @@ from typing import Any
 import httpcore
 import httpx
 
-from llmost_cli import __version__
 from llmost_cli.api import limits, safejson
 from llmost_cli.api import transport as _transport
 
@@ -48,6 +47,7 @@ from llmost_cli.api.client import (
     _parse_error_body,
     _snippet,
     connect_reason,
+    endpoint,
     events_from_body,
     network_error,
     parse_sse_bytes,
@@ -86,25 +86,11 @@ class BatchHTTPClient:
         log: Log | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if api_key and not (api_key.isascii() and api_key.isprintable()):
-            raise ConfigError(
-                "the API key contains a control or non-ASCII character, so it cannot be sent "
-                "in an HTTP header",
-                hint="check the key for stray characters",
-            )
+        url, self._where, headers = endpoint(base_url, api_key)
         self._key = api_key or None
         self._timeout = timeout
         self._log = log
-        try:
-            url = httpx.URL(base_url.rstrip("/") + "/")
-        except httpx.InvalidURL:
-            raise ConfigError("base_url is not a valid URL") from None
-        port = url.port or (443 if url.scheme == "https" else 80)
-        self._where = f"{url.host}:{port}"
         self._url = url.join("chat/completions")  # parsed once, not per request
-        headers = {"User-Agent": f"llmost/{__version__}", "Accept-Encoding": "gzip, deflate"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         if transport is None:
             _no_sniffio_search()
             transport = _async_transport(url, concurrency, log)

@@ -98,28 +98,13 @@ class Client:
         sleep: Callable[[float], None] = time.sleep,
         on_retry: OnRetry | None = None,
     ) -> None:
-        if api_key and not (api_key.isascii() and api_key.isprintable()):
-            raise ConfigError(
-                "the API key contains a control or non-ASCII character, so it cannot be sent "
-                "in an HTTP header",
-                hint="check the key for stray characters",
-            )
+        url, self._where, headers = endpoint(base_url, api_key)
         self._key = api_key or None
         self.retries = retries
         self._timeout = timeout
         self._log = log
         self._sleep = sleep
         self._on_retry = on_retry
-        try:
-            url = httpx.URL(base_url.rstrip("/") + "/")
-        except httpx.InvalidURL:
-            raise ConfigError("base_url is not a valid URL") from None
-        port = url.port or (443 if url.scheme == "https" else 80)
-        host = f"[{url.host}]" if ":" in url.host else url.host  # an IPv6 address
-        self._where = f"{host}:{port}"
-        headers = {"User-Agent": f"llmost/{__version__}", "Accept-Encoding": "gzip, deflate"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         if transport is None:
             transport = _transport.for_url(url, log=self._debug if log else None)
         self._http = httpx.Client(
@@ -473,7 +458,29 @@ def _parse_error_body(raw: bytes) -> tuple[str, int | str | None, dict[str, Any]
     return "", None, {}
 
 
-# --- errors, shared with the batch client ---------------------------------------------------
+# --- shared with the batch client ----------------------------------------------------------
+
+
+def endpoint(base_url: str, api_key: str | None) -> tuple[httpx.URL, str, dict[str, str]]:
+    """The base URL parsed, ``host:port`` for messages, and the headers of every request.
+
+    A key that cannot go in an HTTP header is refused here too, without being shown."""
+    if api_key and not (api_key.isascii() and api_key.isprintable()):
+        raise ConfigError(
+            "the API key contains a control or non-ASCII character, so it cannot be sent "
+            "in an HTTP header",
+            hint="check the key for stray characters",
+        )
+    try:
+        url = httpx.URL(base_url.rstrip("/") + "/")
+    except httpx.InvalidURL:
+        raise ConfigError("base_url is not a valid URL") from None
+    port = url.port or (443 if url.scheme == "https" else 80)
+    host = f"[{url.host}]" if ":" in url.host else url.host  # an IPv6 address
+    headers = {"User-Agent": f"llmost/{__version__}", "Accept-Encoding": "gzip, deflate"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return url, f"{host}:{port}", headers
 
 
 def network_error(
