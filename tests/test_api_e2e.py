@@ -240,7 +240,8 @@ def test_timeout_bounds_the_wait(
     m = run_measured(llmost, "ask", "--timeout", "2", "hi", timeout=30)
     assert_one_error_line(m, 8)
     assert f"timed out after 2 s waiting for {waiting_for} from 127.0.0.1:{server.port}" in m.stderr
-    assert m.elapsed - baseline.elapsed < 2 + 2, (m, baseline.elapsed)
+    # Unbounded, these replies would hold the client for 60 s; the margin is for a busy machine.
+    assert m.elapsed - baseline.elapsed < 2 + 8, (m, baseline.elapsed)
 
 
 # --- the key ------------------------------------------------------------------------------
