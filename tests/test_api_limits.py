@@ -85,7 +85,12 @@ def test_bomb_as_error_body(server: fs.FakeServer, kind: str) -> None:
         b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\n\n' % (b"lol " * 100),  # text
     ],
 )
-def test_bomb_as_stream(server: fs.FakeServer, kind: str, unit: bytes) -> None:
+def test_bomb_as_stream(
+    server: fs.FakeServer, kind: str, unit: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A lower floor finds the bomb after 1 MiB instead of 4: the same check, a quarter of the
+    # events to parse (the real floor is played end to end in test_api_e2e.py).
+    monkeypatch.setattr(limits, "EXPANSION_FLOOR", 1 * MiB)
     bomb = fs.bomb(kind, unit=unit)
     server.add(fs.stream(fs.raw(bomb), headers={"Content-Encoding": ENCODING[kind]}))
     texts = 0

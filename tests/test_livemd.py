@@ -205,7 +205,7 @@ def test_splitter_parses_only_a_bounded_window(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(ParserBlock, "parse", counting)
     # a few kinds of blocks are enough: the ratio, not the size, tells linear from quadratic
-    base = "".join(p.read_text(encoding="utf-8") + "\n\n" for p in CORPUS[:5])
+    base = "".join(p.read_text(encoding="utf-8") + "\n\n" for p in CORPUS[:3])
     cost = {}
     for copies in (1, 4):
         parsed.clear()
@@ -270,8 +270,11 @@ def test_terminal_shows_the_whole_render(path: Path, how: str) -> None:
         # thousands of frames through the pyte emulator take ~45 s; "random" covers this file
         pytest.skip("too slow one character at a time")
     console = make_console()
-    # one frame every few characters: many live redraws, some taller than the screen
-    stream(text, console, how, seconds_per_chunk=0.02 if how == "chars" else 0.05)
+    # Many live redraws, some taller than the screen: a frame every ~17 characters fed one at a
+    # time, or every ~2 random chunks (~8 for the long file). Every frame goes through the
+    # pyte emulator, which is what costs here.
+    seconds = {"chars": 0.005, "random": 0.05 if len(text) < 4000 else 0.01}.get(how, 0.05)
+    stream(text, console, how, seconds_per_chunk=seconds)
     data = output(console)
     lines, term = screen(data)
     expected, _ = screen(whole_render(text))
@@ -375,30 +378,30 @@ class MarkdownSpy:
 def test_render_cost_is_linear_even_with_a_frame_per_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = MarkdownSpy(monkeypatch)
     # a few kinds of blocks are enough: the ratio, not the size, tells linear from quadratic
-    base = "".join(p.read_text(encoding="utf-8") + "\n\n" for p in CORPUS[:5])
+    base = "".join(p.read_text(encoding="utf-8") + "\n\n" for p in CORPUS[:3])
     cost = {}
-    for copies in (1, 4):
+    for copies in (1, 3):
         spy.sizes.clear()
         text = base * copies
         # every feed is a frame: the worst case for a renderer that redraws everything
         stream(text, make_console(), "random", seconds_per_chunk=1.0)
         cost[copies] = sum(spy.sizes)
-    # re-rendering the whole answer per chunk would make this ratio about 16
-    assert cost[4] <= 4 * cost[1] * 1.15
+    # re-rendering the whole answer per chunk would make this ratio about 9
+    assert cost[3] <= 3 * cost[1] * 1.15
     # frames render a bounded suffix: a whole re-render per chunk would be ~700 x len(base)
     assert cost[1] <= 100 * len(base)
 
 
 def test_frames_of_a_long_block_render_a_bounded_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
     spy = MarkdownSpy(monkeypatch)
-    items = "".join(f"- item {n}\n  more about item {n}\n" for n in range(600))
+    items = "".join(f"- item {n}\n  more about item {n}\n" for n in range(120))
     console = make_console()
     clock = FakeClock()
     live = LiveMarkdown(console, clock=clock, auto_refresh=False)
     for chunk in chunked(items, "random"):
         live.feed(chunk)
         clock.now += 1.0
-    assert len(spy.sizes) > 300
+    assert len(spy.sizes) > 120
     assert max(spy.sizes) < 40 * (HEIGHT + 3)
     live.finish()
     assert spy.sizes[-1] >= len(items)
@@ -408,7 +411,7 @@ def test_a_code_block_streams_line_by_line_without_rendering_markdown(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     spy = MarkdownSpy(monkeypatch)
-    code = "```python\n" + "".join(f"value_{n} = compute({n})\n" for n in range(600))
+    code = "```python\n" + "".join(f"value_{n} = compute({n})\n" for n in range(200))
     console = make_console()
     clock = FakeClock()
     live = LiveMarkdown(console, clock=clock, auto_refresh=False)
@@ -713,7 +716,7 @@ def test_code_block_work_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mdrender.CodePainter, "rows", counting)
     spy = MarkdownSpy(monkeypatch)
     cost = {}
-    for lines in (500, 2000):
+    for lines in (200, 800):
         painted.clear()
         spy.sizes.clear()
         code = "```python\n" + "".join(f"value_{n} = compute({n})\n" for n in range(lines))
@@ -721,7 +724,7 @@ def test_code_block_work_is_linear(monkeypatch: pytest.MonkeyPatch) -> None:
         cost[lines] = sum(painted) + sum(spy.sizes)
         assert sum(spy.sizes) < 100
         assert sum(painted) < 3 * len(code)
-    assert cost[2000] < 4 * cost[500] * 1.2
+    assert cost[800] < 4 * cost[200] * 1.2
 
 
 def test_highlighting_carries_state_across_lines_and_stops_at_the_limit() -> None:
@@ -753,10 +756,10 @@ def test_frames_of_a_huge_code_line_paint_only_what_shows(monkeypatch: pytest.Mo
         return rows(self, line)  # type: ignore[return-value]
 
     monkeypatch.setattr(mdrender.CodePainter, "rows", counting)
-    line = "x" * 40_000  # minified code: one line, no newline yet
+    line = "x" * 12_000  # minified code: one line, no newline yet
     console = make_console()
     stream("```js\n" + line, console, "random", seconds_per_chunk=1.0)  # a frame a chunk
-    assert len(painted) > 1000
+    assert len(painted) > 400
     assert max(painted[:-1]) <= HEIGHT * WIDTH  # each frame: at most a screenful
     assert painted[-1] == len(line)  # the final render has it all
     small = make_console()
