@@ -167,15 +167,15 @@ def test_roundtrip_is_byte_exact(store: Store, text: str) -> None:
 
 
 def test_a_text_twice_in_a_message_and_texts_inside_texts(store: Store, db_path: Path) -> None:
+    """A template may hold the input twice, and one file may hold another: whatever is cut
+    out, the message comes back exactly."""
     inner = "the inner text, long enough to be kept on its own " * 3
     outer = "before " + inner + " after, and more words to make it longer " * 3
     template_twice = f"{att.fenced('x', outer)}\n\nonce more:\n{outer}\nand {inner}"
     a = store.create()
-    sent = Message("user", template_twice, attached=(inner, outer))
-    store.append(a.id, [sent])
+    store.append(a.id, [Message("user", template_twice, attached=(inner, outer))])
     assert store.messages(a.id)[0].content == template_twice
     assert counts(db_path) == (2, 2)
-    assert "inner text" not in raw(db_path, "SELECT content FROM messages")[0][0]
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,9 +1,9 @@
 """Attachment references: the text of ``-f`` attachments cut out of message content, and
 spliced back. Pure functions on content (the store uses them, as imagerefs for images).
 
-A message knows which texts were attached to it (``Message.attached``); each occurrence of such
-a text in the content's text (the string, or the ``text`` of a text part) is cut out and
-replaced by nothing, and a reference ``[part, position, sha256]`` records where it was: ``part``
+A message knows which texts were attached to it (``Message.attached``); each such text is found
+in the content's text (the string, or the ``text`` of a text part), cut out and replaced by
+nothing, and a reference ``[part, position, sha256]`` records where it was: ``part``
 is None for string content, else the index of the text part; ``position`` is where the text
 goes back in the collapsed string, in code points. Nothing is written into the text itself, so
 no user text can ever be taken for a reference and nothing needs escaping; the label and the
@@ -44,7 +44,7 @@ def digest(text: str) -> str:
 def collapse(content: Any, attached: Iterable[str], texts: dict[str, str]) -> tuple[Any, list[Ref]]:
     """Content with the ``attached`` texts cut out, and the references that put them back;
     ``texts`` collects digest -> text. Content without any of them is returned as it is."""
-    wanted = sorted({t for t in attached if len(t) >= MIN_CHARS}, key=len, reverse=True)
+    wanted = list(dict.fromkeys(t for t in attached if len(t) >= MIN_CHARS))
     if not wanted:
         return content, []
     refs: list[Ref] = []
@@ -71,19 +71,23 @@ def _is_text_part(part: Any) -> bool:
 
 
 def _cut(text: str, wanted: list[str], texts: dict[str, str]) -> tuple[str, list[tuple[int, str]]]:
-    """``text`` without every non-overlapping occurrence of the ``wanted`` texts (longest
-    first), and (position in the result, digest) of each cut, in order."""
+    """``text`` without the ``wanted`` texts, and (position in the result, digest) of each cut.
+
+    Each text is cut once: where it first appears after the previous one (attachments are laid
+    out in order, so every search is short), else where it first appears at all; a text that
+    would overlap one already cut stays inline. Searching for further copies would cost a
+    scan of the whole message per attachment (seconds for a directory of 200 files)."""
     spans: list[tuple[int, int, str]] = []
+    cursor = 0
     for piece in wanted:
-        start = text.find(piece)
-        while start != -1:
-            end = start + len(piece)
-            blocking = [e for s, e, _ in spans if s < end and start < e]
-            if blocking:  # inside a longer text already cut: look again after it
-                start = text.find(piece, max(blocking))
-                continue
-            spans.append((start, end, piece))
-            start = text.find(piece, end)
+        start = text.find(piece, cursor)
+        if start == -1:
+            start = text.find(piece)
+        end = start + len(piece)
+        if start == -1 or any(s < end and start < e for s, e, _ in spans):
+            continue
+        spans.append((start, end, piece))
+        cursor = end
     if not spans:
         return text, []
     spans.sort()

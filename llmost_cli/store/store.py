@@ -50,7 +50,7 @@ AMBIGUOUS_SHOWN = 5  # candidates named when a reference is ambiguous
 
 _SELECT_CONVERSATION = "SELECT id, name, model, created, updated FROM conversations"
 # The first words of the first question; with attached texts cut out of it, also that
-# message's id, so that ``_first_text`` can put them back.
+# message's id, so that ``texts.first_text`` can put them back.
 _FIRST_TEXT = (
     f"(SELECT substr({schema.body('m.content')}, 1, 300) FROM messages AS m "
     "WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.seq LIMIT 1), "
@@ -320,7 +320,7 @@ class Store:
         with self._errors():
             conn = self._db()
             row = conn.execute(sql, (conversation.id,)).fetchone()
-            first = _first_text(conn, row) if row else None
+            first = texts.first_text(conn, row) if row else None
         return transcript.title(conversation, first)
 
     def get_or_create(self, name: str, model: str | None = None) -> Conversation:
@@ -497,7 +497,7 @@ class Store:
             found = conn.execute(sql, (-1 if limit is None else limit,)).fetchall()
             return [
                 transcript.Summary(
-                    Conversation(*row[:5]), row[5], row[6], _first_text(conn, row[7:])
+                    Conversation(*row[:5]), row[5], row[6], texts.first_text(conn, row[7:])
                 )
                 for row in found
             ]
@@ -521,7 +521,7 @@ class Store:
                         (conversation_id,),
                     ).fetchone()
                     conv = Conversation(*row[:5])
-                    first = _first_text(conn, row[5:])
+                    first = texts.first_text(conn, row[5:])
                     convs[conversation_id] = (conv, transcript.title(conv, first))
                 conv, title = convs[conversation_id]
                 (position,) = conn.execute(
@@ -709,18 +709,6 @@ def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
         ok = isinstance(name, str) and name != "last" and re.fullmatch(r"[\w.@%+=:,/-]+", name)
         words.append(name if ok else conversation_id)
     return words
-
-
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _first_text(conn: sqlite3.Connection, row: Sequence[Any]) -> str:
-    """The two ``_FIRST_TEXT`` columns as the start of the first question."""
-    first, with_texts = row[0], row[1]
-    if with_texts is not None:
-        first = texts.first_text(conn, with_texts) or first
-    return _text(first)
 
 
 def _free_name(conn: sqlite3.Connection, name: str | None) -> str | None:

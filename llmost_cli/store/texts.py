@@ -7,7 +7,7 @@ inserted, and deleted (when nobody else uses them) only after its row is gone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmost_cli.core import textrefs
@@ -87,18 +87,22 @@ def drop_unused(conn: sqlite3.Connection, digests: Iterable[str]) -> None:
         )
 
 
-def first_text(conn: sqlite3.Connection, message_id: int, limit: int = 300) -> str | None:
-    """The start of a message's text with its attached texts in place (a title is made of
-    it); None when the row cannot be read."""
+def first_text(conn: sqlite3.Connection, columns: Sequence[Any], limit: int = 300) -> str:
+    """The start of a first question from the two columns store.py selects: its text with
+    the attached texts cut out, and its id when it has some (then they are put back)."""
     import json
 
     from llmost_cli.core.transcript import text_of
 
-    row = conn.execute("SELECT content, texts FROM messages WHERE id = ?", (message_id,)).fetchone()
-    try:
-        content: Any = json.loads(row[0])
-        refs = json.loads(row[1])
-        known = load(conn, textrefs.digests(refs))
-        return text_of(textrefs.expand(content, refs, known))[:limit]
-    except (ValueError, TypeError, LookupError):
-        return None
+    cut, message_id = columns[0], columns[1]
+    if message_id is not None:
+        sql = "SELECT content, texts FROM messages WHERE id = ?"
+        row = conn.execute(sql, (message_id,)).fetchone()
+        try:
+            content: Any = json.loads(row[0])
+            refs = json.loads(row[1])
+            known = load(conn, textrefs.digests(refs))
+            return text_of(textrefs.expand(content, refs, known))[:limit]
+        except (ValueError, TypeError, LookupError):
+            pass  # damaged: the text as it is stored
+    return cut if isinstance(cut, str) else ""
