@@ -335,3 +335,20 @@ def test_ask_f_stores_the_file_once_and_gives_back_what_was_sent(
     found = llmost("conversations", "search", "zanzibarian", "--json")
     assert found.rc == 0 and len(found.json) == 3  # one hit per question
     fts_ok(db)
+
+
+def test_chat_file_and_retry_store_the_file_once(
+    llmost: Runner, server: fs.FakeServer, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text(BIG, encoding="utf-8")
+    r = llmost("chat", "-f", str(notes), input=f"first\n/retry\n/file {notes}\nsecond\n")
+    assert r.rc == 0, r
+    sent = [req.json["messages"] for req in server.chat_requests()]
+    assert len(sent) == 3 and sent[0][-1] == sent[1][-1]  # /retry asked the same again
+    db = paths.database_file()
+    assert counts(db) == (1, 2)
+    with Store(db) as s:
+        (conv,) = s.list()
+        stored = [m.content for m in s.messages(conv.id) if m.role == "user"]
+    assert stored == [sent[2][0]["content"], sent[2][-1]["content"]]
