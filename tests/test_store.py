@@ -642,7 +642,7 @@ def test_migrates_v3(db_path: Path) -> None:
         assert s.search("temp_c") == []
         s.append(V3_C, [Message("user", "new after migration")])
         assert [h.conversation.id for h in s.search("migration")] == [V3_C]
-    assert raw(db_path, "PRAGMA user_version") == [(4,)]
+    assert raw(db_path, "PRAGMA user_version") == [(store_mod.SCHEMA_VERSION,)]
     columns = [row[1] for row in raw(db_path, "PRAGMA table_info(messages)")]
     assert columns[0] == "id"
     tables = {row[0] for row in raw(db_path, "SELECT name FROM sqlite_master")}

@@ -53,6 +53,7 @@ class Question:
     offered: tuple[dict[str, Any], ...]
     local: dict[str, tools.LocalTool]
     stdin_text: str | None = None  # kept for --tool-result ID=-
+    attached: tuple[str, ...] = ()  # the -f texts inside ``text`` (the store keeps each once)
 
 
 def read_question(
@@ -91,7 +92,8 @@ def read_question(
         raise UsageError(
             "no prompt given", hint="pass words after 'ask' or pipe text on standard input"
         )
-    return Question(text, images, system, tuple(offered), local, stdin_text)
+    attached = tuple(block.text for block in context.blocks)
+    return Question(text, images, system, tuple(offered), local, stdin_text, attached)
 
 
 def offered_tools(
@@ -128,7 +130,7 @@ def compose_turn(
     user = None
     if question.text.strip() or question.images:
         content = inputs.user_content(question.text, question.images)
-        user = Message(role="user", content=content)
+        user = Message(role="user", content=content, attached=question.attached)
     return compose(
         settings,
         opts,

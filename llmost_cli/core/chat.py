@@ -72,7 +72,7 @@ class Session:
     context: attachments.Context = field(default_factory=attachments.Context)  # -f, /file
     template: templates.Filled | None = None  # -T, /template: its prompt wraps the next message
     fetch: attachments.Fetch | None = None  # for /file URL
-    unanswered: str | list[dict[str, Any]] | None = None  # a message whose turn failed
+    unanswered: Message | None = None  # a message whose turn failed
 
     def __post_init__(self) -> None:
         self._recorder = self.recorder_for(self.thread, lambda: self.settings.model)
@@ -126,18 +126,21 @@ class Session:
         if self.template is not None:
             composed = self.template.prompt(composed)  # a missing value fails before clearing
         images = [*self.images, *self.context.images]
+        attached = tuple(block.text for block in self.context.blocks)
         self.images, self.context, self.template = [], attachments.Context(), None
-        self.ask(inputs.user_content(composed, images))
+        self.ask(inputs.user_content(composed, images), attached)
 
-    def ask(self, content: str | list[dict[str, Any]]) -> None:
-        """One turn through the engine; a turn that failed before any answer leaves no trace."""
+    def ask(self, content: str | list[dict[str, Any]], attached: tuple[str, ...] = ()) -> None:
+        """One turn through the engine; a turn that failed before any answer leaves no trace.
+        ``attached``: the -f texts inside ``content`` (the store keeps each once)."""
         prefill, self.prefill = self.prefill or "", None
+        user = Message(role="user", content=content, attached=attached)
         turn = compose(
             self.settings,
             self.options,
             self.history,
             system=self.system,
-            user=Message(role="user", content=content),
+            user=user,
             prefill=prefill,
             offered=self.offered,
             local=self.local,
@@ -147,7 +150,7 @@ class Session:
         self.history.extend(result.recorded)
         self.usages.extend(result.usages)
         self.answers += result.requests if result.kept_question else 0
-        self.unanswered = None if result.kept_question else content
+        self.unanswered = None if result.kept_question else user
         self._report(result)
 
     def _report(self, result: TurnResult) -> None:
@@ -273,12 +276,14 @@ class Session:
 
     def retry(self) -> bool:
         """Ask the last question again: a failed one as it was, else the last answered one."""
-        content = self.unanswered
-        if content is None:
-            content = self.drop_last_exchange()
+        if self.unanswered is not None:
+            self.ask(self.unanswered.content or "", self.unanswered.attached)
+            return True
+        users = [m for m in self.history if m.role == "user"]
+        content = self.drop_last_exchange()
         if content is None:
             return False
-        self.ask(content)
+        self.ask(content, users[-1].attached)
         return True
 
     def save(self, name: str) -> None:

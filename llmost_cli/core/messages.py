@@ -32,6 +32,9 @@ class Message:
     partial: bool = False
     model: str | None = None
     created: float = 0.0  # filled by the store when 0
+    # The -f texts inside ``content``: never sent (they are in the content already); the store
+    # keeps each one once (core/textrefs.py). Not compared: the same content is the same message.
+    attached: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def to_api(self) -> dict[str, Any]:
         """The OpenAI wire message: only what the API accepts, none of our bookkeeping."""

@@ -1,4 +1,4 @@
-"""Messages to rows and back: JSON cells, image references, and cells that are damaged."""
+"""Messages to rows and back: JSON cells, image and text references, damaged cells."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from llmost_cli.core import textrefs
 from llmost_cli.core.messages import Message
-from llmost_cli.store import images
+from llmost_cli.store import images, texts
 
 if TYPE_CHECKING:
     import sqlite3
@@ -16,8 +17,21 @@ MESSAGE_COLUMNS = (
     "role, content, tool_calls, tool_call_id, name, prefill, finish_reason, usage, partial, "
     "model, created"
 )
+# What a message row holds: MESSAGE_COLUMNS (the columns every schema since v4 has), then the
+# references to its attached texts (v5).
+ROW_COLUMNS = f"{MESSAGE_COLUMNS}, texts"
+_REFS = 11
 
-__all__ = ["MESSAGE_COLUMNS", "Damaged", "dumps", "insert_message", "loads", "message_from_row"]
+__all__ = [
+    "MESSAGE_COLUMNS",
+    "ROW_COLUMNS",
+    "Damaged",
+    "dumps",
+    "insert_message",
+    "loads",
+    "message_from_row",
+    "parse_refs",
+]
 
 
 class Damaged(ValueError):
@@ -59,13 +73,30 @@ def parse_content(row: Sequence[Any]) -> Any:
     return _cell(row, 1, "content", (str, list))
 
 
-def message_from_row(row: Sequence[Any], found: Mapping[str, str], content: Any) -> Message:
-    """A message from a ``MESSAGE_COLUMNS`` row whose content was parsed with
-    ``parse_content``; ``found`` maps image digests to URLs. Raises ``Damaged``."""
+def parse_refs(row: Sequence[Any]) -> list[textrefs.Ref]:
+    """The text references of a ``ROW_COLUMNS`` row (none: an empty list); raises ``Damaged``."""
+    return _cell(row, _REFS, "attachment references", (list,)) or []
+
+
+def message_from_row(
+    row: Sequence[Any],
+    found: Mapping[str, str],
+    content: Any,
+    known: Mapping[str, str] | None = None,
+) -> Message:
+    """A message from a ``ROW_COLUMNS`` row whose content was parsed with ``parse_content``;
+    ``found`` maps image digests to URLs, ``known`` text digests to texts. Raises ``Damaged``."""
+    refs = parse_refs(row)
     try:
         content = images.expand(content, found)
+        content = textrefs.expand(content, refs, known or {})
     except images.MissingImage as exc:
         raise Damaged(f"missing image sha256:{exc.digest[:12]}") from None
+    except textrefs.MissingText as exc:
+        raise Damaged(f"missing attached text sha256:{exc.digest[:12]}") from None
+    except textrefs.BadRefs as exc:
+        raise Damaged(f"attachment references that do not fit ({exc})") from None
+    attached = tuple((known or {})[key] for key in textrefs.digests(refs))
     return Message(
         role=row[0],
         content=content,
@@ -78,6 +109,7 @@ def message_from_row(row: Sequence[Any], found: Mapping[str, str], content: Any)
         partial=bool(row[8]),
         model=row[9],
         created=row[10],
+        attached=attached,
     )
 
 
@@ -86,9 +118,12 @@ def insert_message(
 ) -> None:
     found: dict[str, str] = {}
     content = images.collapse(msg.content, found)
+    kept: dict[str, str] = {}
+    content, refs = textrefs.collapse(content, msg.attached, kept)
+    texts.store(conn, kept)  # first: the index reads them when the row is inserted
     conn.execute(
-        f"INSERT INTO messages (conversation_id, seq, {MESSAGE_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO messages (conversation_id, seq, {ROW_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             conversation_id,
             seq,
@@ -103,6 +138,8 @@ def insert_message(
             int(msg.partial),
             msg.model,
             msg.created or now,
+            dumps(refs or None),
         ),
     )
     images.link(conn, conversation_id, seq, found)
+    texts.link(conn, conversation_id, seq, kept)

@@ -10,6 +10,12 @@ Schema versions (``PRAGMA user_version``):
      (partial answers included). The index stores no copy of the text: its content table is
      the view ``message_bodies``, and triggers on ``messages`` keep it in step with every
      insert, delete and update, whoever makes them.
+  5  attached texts are deduplicated: ``-f`` texts are cut out of the content and kept once in
+     ``texts`` (keyed by sha256, the text as a JSON string); ``messages.texts`` holds the
+     references that splice them back (core/textrefs.py) and ``message_texts`` which message
+     uses which text. The index covers the expanded message: its body is the content's text
+     followed by the attached texts (order does not matter to matching; the text is in the
+     file once, its words are indexed for each message that carries it).
 
 Every function here runs inside the caller's transaction: no ``executescript`` (it commits).
 """
@@ -22,7 +28,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The roles whose text is searchable: questions and answers.
 SEARCHED_ROLES = "('user', 'assistant')"
@@ -42,6 +48,22 @@ def body(column: str) -> str:
         f"WHERE n + 1 < json_array_length({column})) "
         f"SELECT group_concat({part}.text'), char(10)) FROM i WHERE {part}.type') = 'text') "
         f"END ELSE {column} END"
+    )
+
+
+def searched(content: str, refs: str) -> str:
+    """SQL for the indexed text of a message: ``body(content)``, then a newline and each text
+    its references name. Damaged references or texts are skipped or taken as they are."""
+    text = "CASE WHEN json_valid(t.text) THEN json_extract(t.text, '$') ELSE t.text END"
+    attached = (
+        f"(WITH RECURSIVE j(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM j "
+        f"WHERE n + 1 < json_array_length({refs})) "
+        f"SELECT group_concat((SELECT {text} FROM texts AS t "
+        f"WHERE t.sha256 = json_extract({refs}, '$[' || n || '][2]')), char(10)) FROM j)"
+    )
+    return (
+        f"({body(content)}) || coalesce(char(10) || CASE WHEN json_valid({refs}) "
+        f"AND json_type({refs}) = 'array' THEN {attached} END, '')"
     )
 
 
@@ -70,6 +92,7 @@ TABLES = (
         partial         INTEGER NOT NULL DEFAULT 0,
         model           TEXT,
         created         REAL NOT NULL,
+        texts           TEXT,              -- JSON: references to attached texts, or NULL
         UNIQUE (conversation_id, seq)
     )""",
     """CREATE TABLE IF NOT EXISTS images (
@@ -84,30 +107,50 @@ TABLES = (
         PRIMARY KEY (conversation_id, seq, sha256)
     )""",
     "CREATE INDEX IF NOT EXISTS message_images_sha256 ON message_images (sha256)",
+    """CREATE TABLE IF NOT EXISTS texts (
+        sha256  TEXT PRIMARY KEY,
+        text    TEXT NOT NULL              -- JSON: a string
+    )""",
+    # which message uses which text, as message_images
+    """CREATE TABLE IF NOT EXISTS message_texts (
+        conversation_id TEXT NOT NULL,
+        seq             INTEGER NOT NULL,
+        sha256          TEXT NOT NULL,
+        PRIMARY KEY (conversation_id, seq, sha256)
+    )""",
+    "CREATE INDEX IF NOT EXISTS message_texts_sha256 ON message_texts (sha256)",
+    # The index reads texts when a message is deleted: one still in use must stay.
+    """CREATE TRIGGER IF NOT EXISTS texts_in_use BEFORE DELETE ON texts
+        WHEN EXISTS (SELECT 1 FROM message_texts WHERE sha256 = old.sha256) BEGIN
+            SELECT RAISE(ABORT, 'an attached text still in use cannot be deleted');
+        END""",
 )
+
+_NEW, _OLD = searched("new.content", "new.texts"), searched("old.content", "old.texts")
 
 SEARCH = (
     f"""CREATE VIEW IF NOT EXISTS message_bodies AS
-        SELECT id, {body("content")} AS body FROM messages WHERE role IN {SEARCHED_ROLES}""",
+        SELECT id, {searched("content", "texts")} AS body FROM messages
+        WHERE role IN {SEARCHED_ROLES}""",
     """CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5 (
         body, content = 'message_bodies', content_rowid = 'id',
         tokenize = 'unicode61 remove_diacritics 2'
     )""",
     f"""CREATE TRIGGER IF NOT EXISTS messages_fts_insert AFTER INSERT ON messages
         WHEN new.role IN {SEARCHED_ROLES} BEGIN
-            INSERT INTO messages_fts (rowid, body) VALUES (new.id, {body("new.content")});
+            INSERT INTO messages_fts (rowid, body) VALUES (new.id, {_NEW});
         END""",
     f"""CREATE TRIGGER IF NOT EXISTS messages_fts_delete AFTER DELETE ON messages
         WHEN old.role IN {SEARCHED_ROLES} BEGIN
             INSERT INTO messages_fts (messages_fts, rowid, body)
-                VALUES ('delete', old.id, {body("old.content")});
+                VALUES ('delete', old.id, {_OLD});
         END""",
     f"""CREATE TRIGGER IF NOT EXISTS messages_fts_update AFTER UPDATE ON messages BEGIN
             INSERT INTO messages_fts (messages_fts, rowid, body)
-                SELECT 'delete', old.id, {body("old.content")}
+                SELECT 'delete', old.id, {_OLD}
                 WHERE old.role IN {SEARCHED_ROLES};
             INSERT INTO messages_fts (rowid, body)
-                SELECT new.id, {body("new.content")} WHERE new.role IN {SEARCHED_ROLES};
+                SELECT new.id, {_NEW} WHERE new.role IN {SEARCHED_ROLES};
         END""",
 )
 
@@ -128,6 +171,8 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
         _migrate_v2(conn)
     if version in (1, 2, 3):
         _migrate_v3(conn)
+    if version in (1, 2, 3, 4):
+        _migrate_v4(conn)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
@@ -136,6 +181,20 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 
 
 from llmost_cli.store.rows import MESSAGE_COLUMNS  # noqa: E402  # rows never imports schema
+
+
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    """v4 -> v5: the texts tables, messages.texts, and the index's body that reads them.
+
+    Rows already stored keep their texts inline (which parts were attachments is not known)
+    and ``texts`` is NULL for them, so their indexed body is the same as before: the index
+    needs no rebuild."""
+    if "texts" not in _columns(conn, "messages"):
+        conn.execute("ALTER TABLE messages ADD COLUMN texts TEXT")
+    for trigger in ("messages_fts_insert", "messages_fts_delete", "messages_fts_update"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    conn.execute("DROP VIEW IF EXISTS message_bodies")
+    create(conn)
 
 
 def _migrate_v3(conn: sqlite3.Connection) -> None:

@@ -5,11 +5,13 @@ WAL mode, a bounded wait for the write lock (``busy_timeout``), and every write 
 ``BEGIN IMMEDIATE`` transaction that computes what it needs (the next ``seq``, whether a name
 exists) inside the transaction.
 
-Images sent as ``data:`` URLs are stored once, keyed by their sha256 (images.py); loading
-expands the references back, so callers always see the content they stored.
+Images sent as ``data:`` URLs are stored once, keyed by their sha256 (images.py), and so are
+the texts attached with ``-f`` (texts.py); loading expands the references back, so callers
+always see the content they stored.
 
 Each conversation owns its rows: a fork copies the messages it holds, so deleting one
-conversation never changes another, and an image is deleted only when no message uses it.
+conversation never changes another, and an image or a text is deleted only when no message
+uses it.
 
 A damaged cell (content, tool calls or usage that is not the JSON it should be) makes only its
 conversation unreadable: ``messages`` raises a ``StoreError`` naming it; listing, searching,
@@ -29,11 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmost_cli.core import textrefs
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.errors import StoreError, UsageError
 from llmost_cli.paths import ensure_private_dir
-from llmost_cli.store import images, rows, schema
-from llmost_cli.store.rows import MESSAGE_COLUMNS, Damaged, dumps, loads
+from llmost_cli.store import images, rows, schema, texts
+from llmost_cli.store.rows import ROW_COLUMNS, Damaged, dumps, loads
 from llmost_cli.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
@@ -46,8 +49,12 @@ BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction,
 AMBIGUOUS_SHOWN = 5  # candidates named when a reference is ambiguous
 
 _SELECT_CONVERSATION = "SELECT id, name, model, created, updated FROM conversations"
+# The first words of the first question; with attached texts cut out of it, also that
+# message's id, so that ``texts.first_text`` can put them back.
 _FIRST_TEXT = (
     f"(SELECT substr({schema.body('m.content')}, 1, 300) FROM messages AS m "
+    "WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.seq LIMIT 1), "
+    "(SELECT CASE WHEN m.texts IS NULL THEN NULL ELSE m.id END FROM messages AS m "
     "WHERE m.conversation_id = c.id AND m.role = 'user' ORDER BY m.seq LIMIT 1)"
 )
 
@@ -311,8 +318,10 @@ class Store:
 
         sql = f"SELECT {_FIRST_TEXT} FROM conversations AS c WHERE c.id = ?"
         with self._errors():
-            row = self._db().execute(sql, (conversation.id,)).fetchone()
-        return transcript.title(conversation, row[0] if row else None)
+            conn = self._db()
+            row = conn.execute(sql, (conversation.id,)).fetchone()
+            first = texts.first_text(conn, row) if row else None
+        return transcript.title(conversation, first)
 
     def get_or_create(self, name: str, model: str | None = None) -> Conversation:
         """The conversation named ``name``, created if missing (safe when processes race)."""
@@ -428,11 +437,12 @@ class Store:
             if at and last:
                 copied = (new, conversation_id, last[0])
                 conn.execute(
-                    f"INSERT INTO messages (conversation_id, seq, {MESSAGE_COLUMNS}) "
-                    f"SELECT ?, seq, {MESSAGE_COLUMNS} FROM messages "
+                    f"INSERT INTO messages (conversation_id, seq, {ROW_COLUMNS}) "
+                    f"SELECT ?, seq, {ROW_COLUMNS} FROM messages "
                     "WHERE conversation_id = ? AND seq <= ? ORDER BY seq",
                     copied,
                 )
+                texts.copy_links(conn, *copied)
                 conn.execute(
                     "INSERT INTO message_images (conversation_id, seq, sha256) "
                     "SELECT ?, seq, sha256 FROM message_images "
@@ -483,11 +493,14 @@ class Store:
             "ORDER BY c.updated DESC, c.rowid DESC LIMIT ?"
         )
         with self._errors():
-            found = self._db().execute(sql, (-1 if limit is None else limit,)).fetchall()
-        return [
-            transcript.Summary(Conversation(*row[:5]), row[5], row[6], _text(row[7]))
-            for row in found
-        ]
+            conn = self._db()
+            found = conn.execute(sql, (-1 if limit is None else limit,)).fetchall()
+            return [
+                transcript.Summary(
+                    Conversation(*row[:5]), row[5], row[6], texts.first_text(conn, row[7:])
+                )
+                for row in found
+            ]
 
     def search(self, text: str, limit: int = 20) -> builtins.list[transcript.Hit]:
         """Questions and answers (partial ones too) that contain every word of ``text``,
@@ -508,7 +521,8 @@ class Store:
                         (conversation_id,),
                     ).fetchone()
                     conv = Conversation(*row[:5])
-                    convs[conversation_id] = (conv, transcript.title(conv, _text(row[5])))
+                    first = texts.first_text(conn, row[5:])
+                    convs[conversation_id] = (conv, transcript.title(conv, first))
                 conv, title = convs[conversation_id]
                 (position,) = conn.execute(
                     "SELECT count(*) FROM messages WHERE conversation_id = ? AND seq <= ?",
@@ -535,23 +549,25 @@ class Store:
         with self._errors():
             conn = self._db()
             found = conn.execute(
-                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
+                f"SELECT {ROW_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq",
                 (conversation_id,),
             ).fetchall()
             contents: builtins.list[Any] = []
+            wanted: set[str] = set()
+            wanted_texts: set[str] = set()
             for row in found:
                 try:
                     contents.append(rows.parse_content(row))
+                    wanted_texts.update(textrefs.digests(rows.parse_refs(row)))
                 except Damaged as exc:
                     raise self._damaged(conversation_id, len(contents) + 1, exc) from None
-            wanted: set[str] = set()
-            for content in contents:
-                wanted |= images.refs(content)
+                wanted |= images.refs(contents[-1])
             known = images.load(conn, wanted)
+            known_texts = texts.load(conn, wanted_texts)
         out: builtins.list[Message] = []
         for row, content in zip(found, contents, strict=True):
             try:
-                out.append(rows.message_from_row(row, known, content))
+                out.append(rows.message_from_row(row, known, content, known_texts))
             except Damaged as exc:
                 raise self._damaged(conversation_id, len(out) + 1, exc) from None
         return out
@@ -645,12 +661,13 @@ class Store:
                 if start is None:
                     return None
                 last_user = conn.execute(
-                    f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
+                    f"SELECT {ROW_COLUMNS} FROM messages WHERE conversation_id = ? AND seq = ?",
                     (conversation_id, start),
                 ).fetchone()
                 content = rows.parse_content(last_user)
                 known = images.load(conn, images.refs(content))
-                message = rows.message_from_row(last_user, known, content)
+                known_texts = texts.load(conn, textrefs.digests(rows.parse_refs(last_user)))
+                message = rows.message_from_row(last_user, known, content, known_texts)
                 _delete_from(conn, conversation_id, start + 1)
         except Damaged as exc:
             (position,) = (
@@ -694,10 +711,6 @@ def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
     return words
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def _free_name(conn: sqlite3.Connection, name: str | None) -> str | None:
     if name is None:
         return None
@@ -715,7 +728,10 @@ def _last_user_seq(conn: sqlite3.Connection, conversation_id: str) -> int | None
 
 
 def _delete_from(conn: sqlite3.Connection, conversation_id: str, start: int) -> int:
-    """Delete messages with seq >= start, and the images no other message uses."""
+    """Delete messages with seq >= start, and the images and texts no other message uses."""
     images.unlink_from(conn, conversation_id, start)
+    used = texts.unlink_from(conn, conversation_id, start)
     sql = "DELETE FROM messages WHERE conversation_id = ? AND seq >= ?"
-    return conn.execute(sql, (conversation_id, start)).rowcount
+    deleted = conn.execute(sql, (conversation_id, start)).rowcount
+    texts.drop_unused(conn, used)  # after the rows: deleting them reads the texts (the index)
+    return deleted
