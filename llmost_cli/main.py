@@ -9,11 +9,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from llmost_cli import __version__
-from llmost_cli.cli.state import CURRENT, State
 from llmost_cli.env import Environment
 from llmost_cli.errors import (
     ExitCode,
@@ -23,6 +21,11 @@ from llmost_cli.errors import (
     Terminated,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from llmost_cli.cli.state import State
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -46,6 +49,8 @@ def run(args: list[str], env: Environment | None = None) -> int:
         from llmost_cli.cli.complete import main as complete
 
         return complete(args[1:], env)
+    from llmost_cli.cli.state import CURRENT, State  # after --version: it imports dataclasses
+
     state = State(env, debug=env.flag("LLMOST_DEBUG"))
     token = CURRENT.set(state)
     try:
