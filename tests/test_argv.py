@@ -126,3 +126,7 @@ def test_help_goes_to_typer(args: list[str]) -> None:
 )
 def test_route(args: list[str], route: object) -> None:
     assert argv.route(args) == route
+
+
+def test_the_routed_commands_are_the_table() -> None:
+    assert set(argv.COMMANDS) == set(SPECS)

@@ -15,12 +15,15 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from llmost_cli.cli.flags import SPECS, Flag, Spec
 from llmost_cli.errors import UsageError
 
+if TYPE_CHECKING:
+    from llmost_cli.cli.flags import Flag, Spec
+
 HELP_NAMES = ("-h", "--help")
+COMMANDS = ("ask", "chat", "batch")  # the keys of flags.SPECS: route() needs no table
 
 
 class HelpWanted(Exception):
@@ -176,7 +179,7 @@ def route(args: Sequence[str]) -> tuple[str, list[str], str | None, bool] | None
             profile, i = arg.removeprefix("--profile="), i + 1
         elif arg == "--debug":
             debug, i = True, i + 1
-        elif arg in SPECS:
+        elif arg in COMMANDS:
             return arg, list(args[i + 1 :]), profile, debug
         else:
             return None
@@ -185,6 +188,8 @@ def route(args: Sequence[str]) -> tuple[str, list[str], str | None, bool] | None
 
 def values_for(name: str, args: Sequence[str]) -> dict[str, Any] | None:
     """The values of a command line of ``name``; None when typer must print the help."""
+    from llmost_cli.cli.flags import SPECS  # the table imports core (params, settings)
+
     try:
         return parse(SPECS[name], args)
     except HelpWanted:

@@ -757,7 +757,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(quick=args.quick, log=log, llm=args.llm)
     bench.only_startup = args.only == "startup"
     started = time.perf_counter()
-    log(f"llmost: {bench.exe}  ({'quick' if args.quick else 'full'} run)")
+    mode = ("quick" if args.quick else "full") + (", start-up only" if args.only else "")
+    log(f"llmost: {bench.exe}  ({mode} run)")
     bench.start()
     try:
         bench.run()
@@ -768,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         result = {
             "date": datetime.date.today().isoformat(),
-            "mode": "quick" if args.quick else "full",
+            "mode": mode,
             "machine": machine(),
             "elapsed_s": round(elapsed, 1),
             "figures": [asdict(f) | {"status": f.status} for f in bench.figures],
@@ -779,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = machine()
         print(
             f"\n{datetime.date.today().isoformat()}, Python {m['python']}, {m['cpus']} CPUs, "
-            f"{m['platform']}; {'quick' if args.quick else 'full'} run in {elapsed:.0f} s\n"
+            f"{m['platform']}; {mode} run in {elapsed:.0f} s\n"
         )
         print(markdown_table(bench.figures))
         notes = [f"- {f.name}: {f.note}" for f in bench.figures if f.note]
