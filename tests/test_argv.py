@@ -76,6 +76,9 @@ LINES = [
     ("ask", ["--block", "0"]),
     ("ask", ["--block", "x"]),
     ("ask", ["--reasoning-effort", "max"]),
+    ("ask", ["--max-tokens", "x", "-t", "abc"]),  # the first bad value on the line is reported
+    ("ask", ["-t", "abc", "--max-tokens", "x"]),
+    ("ask", ["-m", "--", "q"]),  # an option's value may look like anything
     ("chat", ["-m", "x", "first", "turn", "--yes"]),
     ("chat", ["--output", "json"]),
     ("batch", []),

@@ -116,7 +116,11 @@ def parse(spec: Spec, args: Sequence[str]) -> dict[str, Any]:
 
 def _convert(spec: Spec, raw: dict[str, list[tuple[str, str | None]]]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for flag in spec.options:
+    # As click: the options given, in the order they came (the first bad one is reported),
+    # then the others' defaults.
+    dests = [*raw, *(f.dest for f in spec.options if f.dest not in raw)]
+    table = {f.dest: f for f in spec.options}
+    for flag in (table[d] for d in dests):
         given = raw.get(flag.dest)
         if not given:
             values[flag.dest] = flag.default
