@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 
@@ -24,19 +23,38 @@ def _isatty(stream: object) -> bool:
         return False
 
 
-@dataclass
 class Environment:
-    """Where input comes from and output goes, decided once per run."""
+    """Where input comes from and output goes, decided once per run.
 
-    stdin: BinaryIO | None
-    stdout: BinaryIO | None
-    stderr: TextIO
-    stdin_isatty: bool = False
-    stdout_isatty: bool = False
-    stderr_isatty: bool = False
-    environ: Mapping[str, str] = field(default_factory=dict)
-    sleep: Callable[[float], None] = time.sleep
-    monotonic: Callable[[], float] = time.monotonic
+    A plain class, not a dataclass: ``llmost --version`` builds one, and importing
+    ``dataclasses`` (with ``inspect``) was most of its own start-up time.
+    """
+
+    def __init__(
+        self,
+        stdin: BinaryIO | None,
+        stdout: BinaryIO | None,
+        stderr: TextIO,
+        stdin_isatty: bool = False,
+        stdout_isatty: bool = False,
+        stderr_isatty: bool = False,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.stdin_isatty = stdin_isatty
+        self.stdout_isatty = stdout_isatty
+        self.stderr_isatty = stderr_isatty
+        self.environ: Mapping[str, str] = {} if environ is None else environ
+        self.sleep = sleep
+        self.monotonic = monotonic
+
+    def __repr__(self) -> str:
+        ttys = (self.stdin_isatty, self.stdout_isatty, self.stderr_isatty)
+        return f"Environment(stdin={self.stdin!r}, stdout={self.stdout!r}, ttys={ttys})"
 
     @classmethod
     def from_system(cls) -> Environment:

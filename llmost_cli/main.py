@@ -9,11 +9,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from llmost_cli import __version__
-from llmost_cli.cli.state import CURRENT, State
 from llmost_cli.env import Environment
 from llmost_cli.errors import (
     ExitCode,
@@ -23,6 +21,11 @@ from llmost_cli.errors import (
     Terminated,
     UsageError,
 )
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from llmost_cli.cli.state import State
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -46,6 +49,8 @@ def run(args: list[str], env: Environment | None = None) -> int:
         from llmost_cli.cli.complete import main as complete
 
         return complete(args[1:], env)
+    from llmost_cli.cli.state import CURRENT, State  # after --version: it imports dataclasses
+
     state = State(env, debug=env.flag("LLMOST_DEBUG"))
     token = CURRENT.set(state)
     try:
@@ -62,6 +67,10 @@ def _run(args: list[str], state: State) -> int:
         signal.signal(sig, _on_signal)
     try:
         args = _decoded(args, env)
+        if "_LLMOST_COMPLETE" not in env.environ:
+            rv = _run_without_typer(args, state)
+            if rv is not None:
+                return rv
         import typer
 
         from llmost_cli.cli.app import command, command_for
@@ -110,6 +119,30 @@ def _run(args: list[str], state: State) -> int:
             "(run again with --debug for the traceback, and please report it)\n"
         )
         return ExitCode.INTERNAL
+
+
+def _run_without_typer(args: list[str], state: State) -> int | None:
+    """``ask``, ``chat`` and ``batch`` parsed from the option table (cli/argv.py), without
+    typer: it converts each option through pydantic, a third of a short ``ask``. None: typer
+    runs it (help, the other commands, global options other than --profile and --debug)."""
+    from llmost_cli.cli import argv
+
+    route = argv.route(args)
+    if route is None:
+        return None
+    name, rest, profile, debug = route
+    values = argv.values_for(name, rest)
+    if values is None:  # -h/--help
+        return None
+    state.profile, state.debug = profile, state.debug or debug
+    with state.env.as_sys_streams():
+        if name == "ask":
+            from llmost_cli.cli.ask import ask as command
+        elif name == "chat":
+            from llmost_cli.cli.chat import chat as command
+        else:
+            from llmost_cli.cli.batch import batch as command
+        return command(state, values)
 
 
 def _exit_code(main: Callable[..., object], args: list[str]) -> int:

@@ -15,7 +15,8 @@ from typing import Annotated, Any
 import typer
 
 from llmost_cli import __version__
-from llmost_cli.cli.options import state_of
+from llmost_cli.cli.flags import SPECS
+from llmost_cli.cli.options import state_of, typer_command
 
 ROOT_HELP = """Chat with LLMost (or any OpenAI-compatible server) from the terminal.
 
@@ -28,21 +29,21 @@ Examples:
 
 
 def _ask(app: typer.Typer) -> None:
-    from llmost_cli.cli.ask import ask
+    from llmost_cli.cli.ask import ASK_HELP, ask
 
-    app.command(help=ask.__doc__, no_args_is_help=False)(ask)
+    app.command(help=ASK_HELP, no_args_is_help=False)(typer_command(SPECS["ask"], ask, ASK_HELP))
 
 
 def _chat(app: typer.Typer) -> None:
-    from llmost_cli.cli.chat import chat
+    from llmost_cli.cli.chat import CHAT_HELP, chat
 
-    app.command(help=chat.__doc__)(chat)
+    app.command(help=CHAT_HELP)(typer_command(SPECS["chat"], chat, CHAT_HELP))
 
 
 def _batch(app: typer.Typer) -> None:
-    from llmost_cli.cli.batch import batch
+    from llmost_cli.cli.batch import BATCH_HELP, batch
 
-    app.command(help=batch.__doc__)(batch)
+    app.command(help=BATCH_HELP)(typer_command(SPECS["batch"], batch, BATCH_HELP))
 
 
 def _group(module: str, attribute: str, name: str) -> Callable[[typer.Typer], None]:

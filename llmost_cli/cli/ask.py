@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from llmost_cli.cli import options as o
 from llmost_cli.cli import services
-from llmost_cli.cli.options import state_of
+from llmost_cli.cli.flags import OutputFormat
 from llmost_cli.core.turn import run_turn
 from llmost_cli.ui.turnview import TurnScreen
 
@@ -35,96 +32,14 @@ Examples:
 """
 
 
-def ask(
-    ctx: typer.Context,
-    prompt: o.Prompt = None,
-    model: o.Model = None,
-    system: o.System = None,
-    image: o.Image = None,
-    file: o.File = None,
-    template: o.Template = None,
-    var: o.Var = None,
-    prefill: o.Prefill = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    frequency_penalty: o.FrequencyPenalty = None,
-    presence_penalty: o.PresencePenalty = None,
-    stop: o.Stop = None,
-    seed: o.Seed = None,
-    param: o.Param = None,
-    json_mode: o.JsonMode = False,
-    schema: o.Schema = None,
-    tools: o.ToolsFile = None,
-    tool: o.Tool = None,
-    tools_all: o.ToolsAll = False,
-    tool_choice: o.ToolChoice = None,
-    reasoning_effort: o.ReasoningEffort = None,
-    show_reasoning: o.ShowReasoning = None,
-    no_stream: o.NoStream = False,
-    markdown: o.Markdown = None,
-    continue_: o.Continue = False,
-    session: o.Session = None,
-    timeout: o.Timeout = None,
-    retries: o.Retries = None,
-    output: Annotated[
-        o.OutputFormat,
-        typer.Option(
-            "-o",
-            "--output",
-            metavar="text|json",
-            help="text, or json: one JSON object on stdout.",
-            parser=o.output_format,
-        ),
-    ] = o.OutputFormat.text,
-    usage: Annotated[
-        bool, typer.Option("-u", "--usage", help="Print token usage (and cost) to stderr.")
-    ] = False,
-    no_stdin: Annotated[
-        bool, typer.Option("--no-stdin", help="Never read standard input.")
-    ] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print the request body; send nothing.")
-    ] = False,
-    tool_result: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--tool-result",
-            metavar="ID=VALUE",
-            help="With -c/--session: answer a pending tool call (VALUE: text, @file or - for "
-            "stdin) and ask again. Repeatable.",
-            rich_help_panel=o.TOOLS,
-        ),
-    ] = None,
-    yes: o.Yes = False,
-    extract: Annotated[
-        bool,
-        typer.Option(
-            "-x",
-            "--extract",
-            help="Print only the content of the answer's first fenced code block, plain "
-            "(no block: exit 7).",
-        ),
-    ] = False,
-    block: Annotated[
-        int | None,
-        typer.Option(
-            "--block",
-            metavar="N",
-            min=1,
-            help="With -x: the Nth fenced code block (implies -x).",
-        ),
-    ] = None,
-) -> int:
+def ask(state: State, values: dict[str, Any]) -> int:
+    """Run ``ask`` with the values of its options (cli/flags.py), as typer would pass them."""
     from llmost_cli.core.ask import AskOptions
 
-    state = state_of(ctx)
-    state.json_errors = output is o.OutputFormat.json
-    values = {k: v for k, v in ctx.params.items() if v is not None}
-    return run_ask(state, AskOptions.build(values | {"output": output.value}))
-
-
-ask.__doc__ = ASK_HELP
+    output = values.get("output") or OutputFormat.text
+    state.json_errors = output is OutputFormat.json
+    given = {k: v for k, v in values.items() if v is not None}
+    return run_ask(state, AskOptions.build(given | {"output": output.value}))
 
 
 def run_ask(state: State, opts: AskOptions) -> int:

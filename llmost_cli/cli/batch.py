@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, ExitStack
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from llmost_cli.cli import options as o
 from llmost_cli.cli import services
-from llmost_cli.cli.options import state_of
 
 if TYPE_CHECKING:
     from llmost_cli.api.batch_client import BatchHTTPClient
@@ -20,7 +16,6 @@ if TYPE_CHECKING:
     from llmost_cli.core.turn import Turn
     from llmost_cli.store.store import Store
 
-BATCH = "Batch"
 BATCH_HELP = """Answer many prompts from a JSONL file, concurrently: one JSON line out per line in.
 
 INPUT ('-' = stdin) holds one JSON value a line: {"id": ..., "prompt": ...}, {"id": ...,
@@ -46,88 +41,14 @@ Examples:
 """
 
 
-def batch(
-    ctx: typer.Context,
-    input_file: Annotated[
-        str, typer.Argument(metavar="INPUT", help="JSONL file of prompts; '-' reads stdin.")
-    ],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "-o", "--output", metavar="OUTPUT", help="JSONL file to append to (default: stdout)."
-        ),
-    ] = None,
-    concurrency: Annotated[
-        int,
-        typer.Option("--concurrency", metavar="N", help="Requests at once.", rich_help_panel=BATCH),
-    ] = 8,
-    rpm: Annotated[
-        float | None,
-        typer.Option(
-            "--rpm", metavar="R", help="At most R requests a minute.", rich_help_panel=BATCH
-        ),
-    ] = None,
-    resume: Annotated[
-        bool,
-        typer.Option(
-            "--resume",
-            help="Skip the ids already in OUTPUT; append the rest.",
-            rich_help_panel=BATCH,
-        ),
-    ] = False,
-    max_cost: Annotated[
-        float | None,
-        typer.Option(
-            "--max-cost",
-            metavar="USD",
-            help="Start no more lines once this much is spent.",
-            rich_help_panel=BATCH,
-        ),
-    ] = None,
-    skip_invalid: Annotated[
-        bool,
-        typer.Option(
-            "--skip-invalid",
-            help="Record malformed input lines as failed lines instead of exiting 2.",
-            rich_help_panel=BATCH,
-        ),
-    ] = False,
-    ordered: Annotated[
-        bool,
-        typer.Option("--ordered", help="Write lines in input order.", rich_help_panel=BATCH),
-    ] = False,
-    store: Annotated[
-        bool,
-        typer.Option(
-            "--store", help="Keep each line as a stored conversation.", rich_help_panel=BATCH
-        ),
-    ] = False,
-    model: o.Model = None,
-    system: o.System = None,
-    prefill: o.Prefill = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    frequency_penalty: o.FrequencyPenalty = None,
-    presence_penalty: o.PresencePenalty = None,
-    stop: o.Stop = None,
-    seed: o.Seed = None,
-    param: o.Param = None,
-    json_mode: o.JsonMode = False,
-    schema: o.Schema = None,
-    tools: o.ToolsFile = None,
-    tool_choice: o.ToolChoice = None,
-    no_stream: o.NoStream = False,
-    timeout: o.Timeout = None,
-    retries: o.Retries = None,
-) -> int:
+def batch(state: State, values: dict[str, Any]) -> int:
+    """Run ``batch`` with the values of its options (cli/flags.py)."""
     from llmost_cli.core.batch import BatchOptions
 
-    values = {k: v for k, v in ctx.params.items() if v is not None}
-    return run_batch(state_of(ctx), BatchOptions.build(values | {"input": input_file}))
-
-
-batch.__doc__ = BATCH_HELP
+    given = {k: v for k, v in values.items() if v is not None}
+    given["output"] = given.pop("batch_output", None)  # -o names a file here, not a format
+    given["input"] = given.pop("input_file")
+    return run_batch(state, BatchOptions.build(given))
 
 
 def run_batch(state: State, opts: BatchOptions) -> int:

@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import typer
-
-from llmost_cli.cli import options as o
 from llmost_cli.cli import services
 from llmost_cli.cli.ask import use_markdown
-from llmost_cli.cli.options import state_of
 from llmost_cli.core import inputs
 from llmost_cli.core.request import TurnOptions
 from llmost_cli.core.turn import compose
@@ -42,46 +38,9 @@ Examples:
 """
 
 
-def chat(
-    ctx: typer.Context,
-    prompt: o.Prompt = None,
-    model: o.Model = None,
-    system: o.System = None,
-    image: o.Image = None,
-    file: o.File = None,
-    template: o.Template = None,
-    var: o.Var = None,
-    prefill: o.Prefill = None,
-    temperature: o.Temperature = None,
-    top_p: o.TopP = None,
-    max_tokens: o.MaxTokens = None,
-    frequency_penalty: o.FrequencyPenalty = None,
-    presence_penalty: o.PresencePenalty = None,
-    stop: o.Stop = None,
-    seed: o.Seed = None,
-    param: o.Param = None,
-    json_mode: o.JsonMode = False,
-    schema: o.Schema = None,
-    tools: o.ToolsFile = None,
-    tool: o.Tool = None,
-    tools_all: o.ToolsAll = False,
-    tool_choice: o.ToolChoice = None,
-    yes: o.Yes = False,
-    reasoning_effort: o.ReasoningEffort = None,
-    show_reasoning: o.ShowReasoning = None,
-    no_stream: o.NoStream = False,
-    markdown: o.Markdown = None,
-    continue_: o.Continue = False,
-    session: o.Session = None,
-    timeout: o.Timeout = None,
-    retries: o.Retries = None,
-) -> int:
-    state = state_of(ctx)
-    opts = ChatOptions.build({k: v for k, v in ctx.params.items() if v is not None})
-    return run_chat(state, opts)
-
-
-chat.__doc__ = CHAT_HELP
+def chat(state: State, values: dict[str, Any]) -> int:
+    """Run ``chat`` with the values of its options (cli/flags.py)."""
+    return run_chat(state, ChatOptions.build({k: v for k, v in values.items() if v is not None}))
 
 
 @dataclass

@@ -300,8 +300,9 @@ class Figure:
 
 
 class Bench:
-    def __init__(self, *, quick: bool, log: Callable[[str], None]) -> None:
+    def __init__(self, *, quick: bool, log: Callable[[str], None], llm: str | None = None) -> None:
         self.quick = quick
+        self.llm = llm  # simonw/llm's executable, for the comparison row (None: skipped)
         self.log = log
         self.exe = llmost_executable()
         self.server = FakeServer()
@@ -309,6 +310,7 @@ class Bench:
         self.env = self._environment()
         self.figures: list[Figure] = []
         self.medians: dict[str, Sample] = {}
+        self.only_startup = False
 
     def _environment(self) -> dict[str, str]:
         """A scrubbed environment with private config/data/cache directories.
@@ -424,6 +426,8 @@ class Bench:
         self.add("`python -c pass` wall (reference)", "ms", [s.wall * 1000 for s in py])
         ver = self.measure("llmost --version", [self.exe, "--version"], runs=n)
         self.add("`llmost --version` wall", "ms", [s.wall * 1000 for s in ver], 60)
+        ratio = statistics.median(s.wall for s in ver) / statistics.median(s.wall for s in py)
+        self.add("`llmost --version` / `python -c pass` wall", "x", [ratio], 4)
         hlp = self.measure("llmost --help", [self.exe, "--help"], runs=n)
         self.add("`llmost --help` wall", "ms", [s.wall * 1000 for s in hlp], 250)
 
@@ -450,6 +454,48 @@ class Bench:
         self.add(
             "`ask` short answer, terminal, wall (reference)", "ms", [s.wall * 1000 for s in term]
         )
+
+    def versus_llm(self) -> None:
+        """The same short answer through simonw/llm (an OpenAI-compatible model in a private
+        LLM_USER_PATH pointed at the fake server), alternating with llmost run by run."""
+        assert self.llm is not None
+        n = self.reps(15, 5)
+        self.log(f"short ask vs llm (N={n}): {self.llm}")
+        user = self.tmp / "llm-user"
+        user.mkdir(exist_ok=True)
+        (user / "extra-openai-models.yaml").write_text(
+            f'- model_id: fake\n  model_name: fake-model\n  api_base: "{self.server.base_url}"\n'
+            "  api_key_name: fake\n"
+        )
+        (user / "keys.json").write_text(json.dumps({"fake": KEY}))
+        env = self.env | {"LLM_USER_PATH": str(user)}
+        self.server.set_default(stream_text(SHORT_ANSWER))
+        question = "What is the capital of Peru?"
+        argvs = {
+            "llmost": [self.exe, "ask", "--no-stdin", question],
+            "llm": [self.llm, "-m", "fake", question],
+        }
+        walls: dict[str, list[float]] = {name: [] for name in argvs}
+        for i in range(n + 1):  # alternate, so that load on the machine hits both alike
+            for name, argv in argvs.items():
+                sample = run_piped(argv, env)
+                if not sample.ok() or SHORT_ANSWER.encode() not in sample.out:
+                    tail = (sample.err or sample.out)[-400:].decode("utf-8", "replace")
+                    raise RuntimeError(f"{name}: exit code {sample.rc}: {tail!r}")
+                if i:
+                    walls[name].append(sample.wall)
+        for name, values in walls.items():
+            self.log(f"  {name}: wall [{', '.join(f'{w:.3f}' for w in values)}] s")
+        self.add(
+            "`llm` short answer, piped, wall (reference)", "ms", [w * 1000 for w in walls["llm"]]
+        )
+        self.add(
+            "`ask` short answer, piped, wall (alternating with llm)",
+            "ms",
+            [w * 1000 for w in walls["llmost"]],
+        )
+        ratio = statistics.median(walls["llmost"]) / statistics.median(walls["llm"])
+        self.add("`ask` / `llm` wall, short answer", "x", [ratio], 0.25)
 
     def big_stream(self) -> None:
         n = self.reps(5, 2)
@@ -614,6 +660,12 @@ class Bench:
             self.startup,
         )
         self.guarded(["`ask` short answer, piped, wall"], self.short_ask)
+        if self.llm is not None:
+            self.guarded(["`ask` / `llm` wall, short answer"], self.versus_llm)
+        else:
+            self.log("llm comparison skipped: llm not found (--llm PATH or LLMOST_BENCH_LLM)")
+        if self.only_startup:
+            return
         self.guarded(
             [
                 f"{BIG_TOKENS:,}-token answer, piped, wall",
@@ -685,14 +737,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    parser.add_argument(
+        "--llm",
+        metavar="PATH",
+        default=os.environ.get("LLMOST_BENCH_LLM") or shutil.which("llm"),
+        help="simonw/llm's executable, for the comparison row (default: $LLMOST_BENCH_LLM, "
+        "else llm on PATH; skipped when none)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=["startup"],
+        help="only the start-up figures (python, --version, --help, short ask, llm)",
+    )
     args = parser.parse_args(argv)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    bench = Bench(quick=args.quick, log=log)
+    bench = Bench(quick=args.quick, log=log, llm=args.llm)
+    bench.only_startup = args.only == "startup"
     started = time.perf_counter()
-    log(f"llmost: {bench.exe}  ({'quick' if args.quick else 'full'} run)")
+    mode = ("quick" if args.quick else "full") + (", start-up only" if args.only else "")
+    log(f"llmost: {bench.exe}  ({mode} run)")
     bench.start()
     try:
         bench.run()
@@ -703,7 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         result = {
             "date": datetime.date.today().isoformat(),
-            "mode": "quick" if args.quick else "full",
+            "mode": mode,
             "machine": machine(),
             "elapsed_s": round(elapsed, 1),
             "figures": [asdict(f) | {"status": f.status} for f in bench.figures],
@@ -714,7 +780,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         m = machine()
         print(
             f"\n{datetime.date.today().isoformat()}, Python {m['python']}, {m['cpus']} CPUs, "
-            f"{m['platform']}; {'quick' if args.quick else 'full'} run in {elapsed:.0f} s\n"
+            f"{m['platform']}; {mode} run in {elapsed:.0f} s\n"
         )
         print(markdown_table(bench.figures))
         notes = [f"- {f.name}: {f.note}" for f in bench.figures if f.note]
