@@ -480,4 +480,4 @@ def test_elapsed_is_measured(llmost: Runner, server: fs.FakeServer) -> None:
     r, _ = run(llmost, prompts(2), "--concurrency", "1")
     took = time.monotonic() - start
     shown = float(r.stderr.rsplit(", ", 1)[1].split(" s")[0])
-    assert 0.4 <= shown <= took
+    assert 0.4 <= shown <= took + 0.05  # shown to a tenth of a second: 0.46 s prints as 0.5
