@@ -60,7 +60,7 @@ def events(chunks: list[bytes]) -> list[StreamEvent]:
     return list(client.parse_sse_bytes(chunks))
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(sse_streams(), st.lists(st.integers(min_value=0), max_size=30))
 def test_any_split_gives_the_same_events(stream: tuple[bytes, list[str]], cuts: list[int]) -> None:
     data, pieces = stream
@@ -70,7 +70,7 @@ def test_any_split_gives_the_same_events(stream: tuple[bytes, list[str]], cuts: 
     assert events([data[i : i + 1] for i in range(len(data))]) == whole  # byte by byte
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=10))
 def test_garbage_raises_only_documented_errors(data: bytes, cuts: list[int]) -> None:
     # documented: malformed stream (7) or truncated stream (8); anything else fails the test
@@ -90,7 +90,7 @@ TOKENS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(st.sampled_from(TOKENS), max_size=60), st.lists(st.integers(min_value=0)))
 def test_sse_shaped_garbage_raises_only_documented_errors(
     tokens: list[bytes], cuts: list[int]
@@ -99,7 +99,7 @@ def test_sse_shaped_garbage_raises_only_documented_errors(
         events(split(b"".join(tokens), cuts))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(sse_streams(), st.integers(min_value=1))
 def test_truncated_stream_is_network_error_or_complete(
     stream: tuple[bytes, list[str]], cut: int
@@ -189,7 +189,7 @@ def check_safe(got: list[StreamEvent]) -> None:
             assert len(event.message) <= 1000 and "\n" not in event.message
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(TEMPLATES), values), min_size=1, max_size=5))
 def test_hostile_json_values_raise_only_documented_errors(
     events_spec: list[tuple[str, str]],
@@ -209,7 +209,7 @@ def test_hostile_json_values_raise_only_documented_errors(
     check_safe(got)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(TEMPLATES), values)
 def test_hostile_json_bodies_raise_only_documented_errors(template: str, value: str) -> None:
     from llmost_cli.api import safejson
@@ -241,7 +241,7 @@ json_trees = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(json_trees, st.integers(min_value=0, max_value=8), st.booleans())
 def test_depth_check_is_exact_on_json(value: Any, limit: int, ascii_only: bool) -> None:
     from llmost_cli.api import safejson
@@ -250,7 +250,7 @@ def test_depth_check_is_exact_on_json(value: Any, limit: int, ascii_only: bool) 
     assert safejson.depth_ok(text, limit) == (json_depth(value) <= limit)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(json_trees, st.lists(st.integers(min_value=0), max_size=20))
 def test_depth_gauge_matches_the_whole_text(value: Any, cuts: list[int]) -> None:
     from llmost_cli.api import safejson
