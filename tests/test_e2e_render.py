@@ -295,12 +295,12 @@ def xterm_resize(term: pyte.HistoryScreen, lines: int, columns: int) -> None:
 def test_resize_during_a_tall_code_block_leaves_no_copies(
     server: fs.FakeServer, children: list[Any]
 ) -> None:
-    code = "".join(f"value_{n:03} = compute({n})\n" for n in range(300))
+    code = "".join(f"value_{n:03} = compute({n})\n" for n in range(160))
     answer = "Intro.\n\n```python\n" + code + "```\n\nDone.\n"
     server.add(fs.stream_text(fs.split_text(answer, 12), delay=0.003))
     child = spawn(server, "resize me")
     children.append(child)
-    child.expect("value_120")
+    child.expect("value_060")
     before = child.before + child.after
     child.setwinsize(12, 70)  # the terminal shrinks mid-block
     child.kill(signal.SIGWINCH)
