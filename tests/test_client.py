@@ -57,17 +57,32 @@ def test_basic_stream_with_meta_usage_and_finish() -> None:
     events = parse(data)
     assert events == [
         ResponseMeta("gen-1", "m"),
-        TextDelta("Hi"),
-        TextDelta("!"),
+        TextDelta("Hi!"),  # the text of one read (here: all of it) is one delta
         Finish("stop"),
         Usage(1, 2, 3, 0.5, raw=events[-1].raw),  # type: ignore[union-attr]
+    ]
+
+
+def test_text_of_one_read_is_joined_and_reads_stay_apart() -> None:
+    one = sse(content("Hi"), content(" there"), done=False)
+    two = sse({"choices": [{"index": 0, "delta": {"reasoning": "hm", "content": "!"}}]},
+              content("?", finish_reason="stop"))  # fmt: skip
+    assert list(client.parse_sse_bytes([one, two])) == [
+        TextDelta("Hi there"),
+        ReasoningDelta("hm"),  # a run of one kind ends where the other kind begins
+        TextDelta("!?"),
+        Finish("stop"),
     ]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64])
 def test_any_chunking_gives_the_same_events(size: int) -> None:
     data = sse(content("Привет, "), content("мир"), content("", finish_reason="stop"))
-    assert parse(data, size) == parse(data)
+    whole = parse(data)
+    assert whole == [TextDelta("Привет, мир"), Finish("stop")]
+    got = parse(data, size)
+    assert "".join(e.text for e in got if isinstance(e, TextDelta)) == "Привет, мир"
+    assert [e for e in got if not isinstance(e, TextDelta)] == [Finish("stop")]
     assert [e.text for e in parse(data, size) if isinstance(e, TextDelta)] == ["Привет, ", "мир"]
 
 

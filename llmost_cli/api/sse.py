@@ -77,26 +77,17 @@ def parse_sse_bytes(
             pending = []
         blocks = piece.split(b"\n\n")
         rest = blocks.pop()
-        progress = False
-        for block in blocks:
-            # One line `data: ...` is the usual event; a lone comment line is a keep-alive.
-            if block[:5] == b"data:" and b"\n" not in block:
-                payload = block[5:]
-            elif not block or (block[:1] == b":" and b"\n" not in block):
-                continue
-            else:
-                payload = _data_of(block)
-            if len(payload) > SSE_EVENT_LIMIT:
-                raise _too_long()
-            payload = payload.strip()
-            if not payload:
-                continue
-            if payload == b"[DONE]":
-                return
-            progress = True
-            yield from state.events(_event_json(payload), "delta")
-            if state.errored:
-                return
+        # All the events of this piece (one network read) go out together, text runs joined.
+        try:
+            done = _feed(state, blocks)
+        except StreamError:
+            yield from state.take()  # what came before the fault stays delivered
+            raise
+        events = state.take()
+        if events:
+            yield from events
+        if done:
+            return
         if rest:
             pending = [rest]
             pending_len = len(rest)
@@ -107,13 +98,38 @@ def parse_sse_bytes(
             pending_len = 0
             pending_nl = False
         if deadline is not None:
-            if progress:
+            if state.progress:
+                state.progress = False
                 deadline.reset()  # after the caller handled the events: its time is not counted
             elif deadline.expired():
                 raise deadline.error()
     if not state.finished:
         where = f" to {deadline.where}" if deadline is not None else ""
         raise NetworkError(f"the connection{where} closed before the answer was complete")
+
+
+def _feed(state: _ChunkState, blocks: list[bytes]) -> bool:
+    """Parse complete events into ``state``; True once the stream is over ([DONE], error)."""
+    for block in blocks:
+        # One line `data: ...` is the usual event; a lone comment line is a keep-alive.
+        if block[:5] == b"data:" and b"\n" not in block:
+            payload = block[5:]
+        elif not block or (block[:1] == b":" and b"\n" not in block):
+            continue
+        else:
+            payload = _data_of(block)
+        if len(payload) > SSE_EVENT_LIMIT:
+            raise _too_long()
+        payload = payload.strip()
+        if not payload:
+            continue
+        if payload == b"[DONE]":
+            return True
+        state.progress = True
+        state.feed(_event_json(payload), "delta")
+        if state.errored:
+            return True
+    return False
 
 
 def _data_of(block: bytes) -> bytes:
@@ -161,7 +177,8 @@ def events_from_body(body: Any) -> Iterator[StreamEvent]:
     if not isinstance(body, dict):
         raise StreamError("the server's answer is not a JSON object")
     state = _ChunkState()
-    events = state.events(body, "message")
+    state.feed(body, "message")
+    events = state.take()
     if not state.errored and not isinstance(body.get("choices"), list):
         raise StreamError("the server's answer has no 'choices'")
     yield from events
@@ -179,68 +196,99 @@ def fold(message: str, limit: int = MESSAGE_LIMIT) -> str:
 
 
 class _ChunkState:
-    """Per-response bookkeeping: meta sent once, finish seen, error seen, argument depths."""
+    """Per-response bookkeeping: meta sent once, finish seen, error seen, argument depths; and
+    the events of the chunks fed since the last :meth:`take`, consecutive text joined."""
 
-    __slots__ = ("errored", "finished", "gauges", "meta_sent")
+    __slots__ = (
+        "errored",
+        "finished",
+        "gauges",
+        "meta_sent",
+        "out",
+        "progress",
+        "run",
+        "run_kind",
+    )
 
     def __init__(self) -> None:
         self.meta_sent = False
         self.finished = False
         self.errored = False
+        self.progress = False  # a data event since the deadline was last reset
         self.gauges: dict[int, safejson.DepthGauge] = {}
+        self.out: list[StreamEvent] = []
+        self.run: list[str] = []  # text of consecutive deltas of one kind, not yet in ``out``
+        self.run_kind: type[TextDelta] | type[ReasoningDelta] = TextDelta
 
-    def events(self, chunk: dict[str, Any], delta_key: str) -> list[StreamEvent]:
-        out: list[StreamEvent] = []
+    def take(self) -> list[StreamEvent]:
+        """The events fed so far, and start afresh."""
+        self._end_run()
+        out, self.out = self.out, []
+        return out
+
+    def _text(self, kind: type[TextDelta] | type[ReasoningDelta], text: str) -> None:
+        if kind is not self.run_kind:
+            self._end_run()
+            self.run_kind = kind
+        self.run.append(text)
+
+    def _end_run(self) -> None:
+        if self.run:
+            run = self.run
+            self.out.append(self.run_kind(run[0] if len(run) == 1 else "".join(run)))
+            self.run = []
+
+    def _add(self, event: StreamEvent) -> None:
+        if self.run:
+            self._end_run()
+        self.out.append(event)
+
+    def feed(self, chunk: dict[str, Any], delta_key: str) -> None:
         if not self.meta_sent and (chunk.get("id") or chunk.get("model")):
             self.meta_sent = True
-            out.append(
-                ResponseMeta(_str_or_none(chunk.get("id")), _str_or_none(chunk.get("model")))
-            )
+            self._add(ResponseMeta(_str_or_none(chunk.get("id")), _str_or_none(chunk.get("model"))))
         error = chunk.get("error")
         choices = chunk.get("choices")
         if type(choices) is list:
             for choice in choices:
                 if type(choice) is dict and choice.get("index", 0) == 0:
-                    self._choice(out, choice, delta_key, has_error=error is not None)
+                    self._choice(choice, delta_key, has_error=error is not None)
         usage = chunk.get("usage")
         if type(usage) is dict:
-            out.append(_usage(usage))
+            self._add(_usage(usage))
         if error is not None and not self.errored:
             self.errored = True
-            out.append(_error_event(error))
-        return out
+            self._add(_error_event(error))
 
-    def _choice(
-        self, out: list[StreamEvent], choice: dict[str, Any], delta_key: str, *, has_error: bool
-    ) -> None:
+    def _choice(self, choice: dict[str, Any], delta_key: str, *, has_error: bool) -> None:
         delta = choice.get(delta_key)
         if type(delta) is dict:
             reasoning = delta.get("reasoning")
             if reasoning and type(reasoning) is str:
-                out.append(ReasoningDelta(reasoning))
+                self._text(ReasoningDelta, reasoning)
             content = delta.get("content")
             if content and type(content) is str:
-                out.append(TextDelta(content))
+                self._text(TextDelta, content)
             calls = delta.get("tool_calls")
             if type(calls) is list:
                 for position, call in enumerate(calls):
                     if type(call) is dict:
-                        out.append(self._tool_call_delta(call, position))
+                        self._add(self._tool_call_delta(call, position))
         elif delta_key == "message" and isinstance(choice.get("text"), str):
-            out.append(TextDelta(choice["text"]))  # legacy `prompt` completions
+            self._text(TextDelta, choice["text"])  # legacy `prompt` completions
         reason = choice.get("finish_reason")
         if self.errored:
             return
         if isinstance(choice.get("error"), dict):
             self.errored = True
-            out.append(_error_event(choice["error"]))
+            self._add(_error_event(choice["error"]))
         elif reason == "error" and not has_error:
             # The top-level error object, when present, says more; this is the fallback.
             self.errored = True
-            out.append(ErrorEvent("the model stopped with an error"))
+            self._add(ErrorEvent("the model stopped with an error"))
         elif reason and isinstance(reason, str) and reason != "error":
             self.finished = True
-            out.append(Finish(reason))
+            self._add(Finish(reason))
 
     def _tool_call_delta(self, call: dict[str, Any], position: int) -> ToolCallDelta:
         function = call.get("function")

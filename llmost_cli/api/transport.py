@@ -24,10 +24,14 @@ from typing import Any
 import httpcore
 import httpx
 
+from llmost_cli.api import chunked
 from llmost_cli.api.limits import Deadline
 from llmost_cli.errors import ConfigError
 
 _WRITE_PIECE = 64 * 1024  # writes are cut so that each piece gets the time left
+
+# A chunked body reaches httpx as one piece per network read, not one per HTTP chunk (token).
+chunked.install()
 
 
 class Budget(float):
