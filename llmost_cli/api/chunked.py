@@ -26,6 +26,7 @@ import h11
 
 _HEADER = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")  # h11's chunk_header
 _CRLF = b"\r\n"
+_LONG_LINE = 256  # bytes: a size line is 1-20 hex digits, rarely with an extension
 
 Buffer = Any  # h11's ReceiveBuffer (private)
 _Reader = Callable[[Buffer], "h11.Data | h11.EndOfMessage | None"]
@@ -34,13 +35,14 @@ _Reader = Callable[[Buffer], "h11.Data | h11.EndOfMessage | None"]
 class BatchedChunkedReader:
     """h11's chunked body reader, returning all the data available in one ``Data`` event."""
 
-    __slots__ = ("_error", "_footer", "_left", "_trailer")
+    __slots__ = ("_error", "_footer", "_left", "_long_line", "_trailer")
 
     def __init__(self) -> None:
         self._left = 0  # bytes of the current chunk not yet read
         self._footer = b""  # what is still due of the CRLF that ends a chunk's data
         self._trailer: _Reader | None = None  # h11's reader, once the last chunk has begun
         self._error: h11.LocalProtocolError | None = None  # raised after the data before it
+        self._long_line = False  # an incomplete size line longer than _LONG_LINE was seen
 
     def __call__(self, buf: Buffer) -> h11.Data | h11.EndOfMessage | None:
         if self._error is not None:
@@ -59,6 +61,66 @@ class BatchedChunkedReader:
         return h11.Data(data=parts[0] if len(parts) == 1 else b"".join(parts))
 
     def _read(self, buf: Buffer, parts: list[bytes]) -> None:
+        """All the chunk data in ``buf`` into ``parts``; an incomplete size line or CRLF is put
+        back into ``buf`` (then h11's limit on an incomplete event bounds it)."""
+        if self._long_line:
+            self._read_stepwise(buf, parts)
+            return
+        raw = bytes(buf.maybe_extract_at_most(len(buf)) or b"")
+        pos = self._parse(raw, parts)
+        if pos < len(raw):
+            tail = raw[pos:]
+            # Only a size line or a CRLF can be left over, and a size line is a few bytes: a
+            # long one is read stepwise from now on, by h11's search that never rescans.
+            self._long_line = len(tail) > _LONG_LINE
+            buf += tail
+
+    def _parse(self, raw: bytes, parts: list[bytes]) -> int:
+        """Parse chunks from ``raw`` into ``parts``; the position where it stopped."""
+        pos, end, left = 0, len(raw), self._left
+        try:
+            while pos < end:
+                if self._footer:
+                    footer = self._footer
+                    got = raw[pos : pos + len(footer)]
+                    if got != footer[: len(got)]:
+                        raise _bad_footer(got, footer)
+                    pos += len(got)
+                    self._footer = footer[len(got) :]
+                    continue
+                if not left:
+                    eol = raw.find(b"\r\n", pos)
+                    if eol < 0:
+                        break
+                    match = _HEADER.fullmatch(raw, pos, eol + 2)
+                    if match is None:
+                        line = bytearray(raw[pos : eol + 2])
+                        raise h11.LocalProtocolError(f"illegal chunk header: {line!r}")
+                    pos = eol + 2
+                    left = int(match[1], 16)
+                    if not left:
+                        self._trailer = _trailer_reader()
+                        break
+                    if pos == end:
+                        break
+                stop = pos + left
+                if stop + 2 <= end:  # the whole chunk and its CRLF: the usual case
+                    parts.append(raw[pos:stop])
+                    pos, left = stop + 2, 0
+                    if raw[stop:pos] != _CRLF:
+                        raise _bad_footer(raw[stop:pos], _CRLF)
+                    continue
+                take = min(left, end - pos)
+                parts.append(raw[pos : pos + take])
+                pos += take
+                left -= take
+                if not left:
+                    self._footer = _CRLF
+        finally:
+            self._left = left
+        return pos
+
+    def _read_stepwise(self, buf: Buffer, parts: list[bytes]) -> None:
         while True:
             if self._footer:
                 got = buf.maybe_extract_at_most(len(self._footer))

@@ -244,6 +244,36 @@ class _ChunkState:
         self.out.append(event)
 
     def feed(self, chunk: dict[str, Any], delta_key: str) -> None:
+        """The events of one chunk (an SSE event, or a whole non-streamed body)."""
+        # The usual chunk, one choice with some text and nothing else of note, without the
+        # general walk below; anything else (a finish, usage, an error, reasoning, tool calls,
+        # the first chunk's meta, several choices) takes the general walk.
+        if self.meta_sent and "error" not in chunk and "usage" not in chunk:
+            choices = chunk.get("choices")
+            if type(choices) is list and len(choices) == 1:
+                choice = choices[0]
+                if (
+                    type(choice) is dict
+                    and choice.get("index", 0) == 0
+                    and not choice.get("finish_reason")
+                    and "error" not in choice
+                ):
+                    delta = choice.get(delta_key)
+                    if (
+                        type(delta) is dict
+                        and "reasoning" not in delta
+                        and "tool_calls" not in delta
+                    ):
+                        content = delta.get("content")
+                        if content and type(content) is str:
+                            if self.run_kind is TextDelta:
+                                self.run.append(content)
+                            else:
+                                self._text(TextDelta, content)
+                        return
+        self._feed_any(chunk, delta_key)
+
+    def _feed_any(self, chunk: dict[str, Any], delta_key: str) -> None:
         if not self.meta_sent and (chunk.get("id") or chunk.get("model")):
             self.meta_sent = True
             self._add(ResponseMeta(_str_or_none(chunk.get("id")), _str_or_none(chunk.get("model"))))

@@ -17,7 +17,9 @@ median of the runs:
 * with ``--baseline DIR``, ``llmost ask`` again with ``PYTHONPATH=DIR`` (an older tree), in the
   same rounds, for before/after figures under the same load;
 * ``llmost ask`` with a one-token answer: its start-up, request and exit, so that
-  ``(CPU(big) - CPU(short)) / tokens`` is the CPU one SSE event costs.
+  ``(CPU(big) - CPU(short)) / tokens`` is the CPU one SSE event costs;
+* with ``--terminal``, the same answer rendered as live markdown on a 100x40 pseudo-terminal
+  (``run.py``'s terminal run), by llmost and the baseline: the lean path must not slow it.
 
 A script, not a test: it prints figures and exits 0 whatever they are.
 """
@@ -39,10 +41,12 @@ if str(ROOT) not in sys.path:
 
 from tests.benchmarks.run import (  # noqa: E402
     KEY,
+    TITLE,
     Sample,
     answer_tokens,
     llmost_executable,
     run_piped,
+    run_pty,
 )
 from tests.fakeserver import FakeServer, Reply, stream_text  # noqa: E402
 
@@ -94,6 +98,13 @@ def checked(sample: Sample, label: str, expect: bytes | None = None) -> Sample:
     return sample
 
 
+def rendered(sample: Sample, label: str) -> Sample:
+    checked(sample, label)
+    if TITLE not in sample.out or b"## 1." in sample.out:
+        raise SystemExit(f"{label}: the terminal does not show rendered markdown")
+    return sample
+
+
 def line(label: str, values: Sequence[float], unit: str, scale: float = 1.0) -> str:
     lo, med = min(values) * scale, statistics.median(values) * scale
     return f"  {label:<34} min {lo:8.3f} {unit:<6} median {med:8.3f} {unit}"
@@ -112,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="cProfile one llmost run")
     parser.add_argument("--baseline", help="also run llmost from this source tree (PYTHONPATH)")
+    parser.add_argument("--terminal", action="store_true", help="also time the terminal run")
     args = parser.parse_args(argv)
 
     tokens = answer_tokens(args.tokens)
@@ -136,6 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             asks.append(checked(run_piped(ask, env), "llmost", expect))
             if old_env is not None:
                 olds.append(checked(run_piped(ask, old_env), "llmost baseline", expect))
+        terms: list[Sample] = []
+        old_terms: list[Sample] = []
+        for _ in range(args.runs if args.terminal else 0):
+            terms.append(rendered(run_pty(ask, env), "llmost terminal"))
+            if old_env is not None:
+                old_terms.append(rendered(run_pty(ask, old_env), "baseline terminal"))
         server.set_default(short)
         shorts = [checked(run_piped(ask, env), "llmost short") for _ in range(args.runs)]
         if server.errors:
@@ -169,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         base = min(s.cpu for s in shorts)
         per_event = [(s.cpu - base) / n for s in asks]
         print(line("llmost CPU per SSE event", per_event, "us", 1e6))
+        if terms:
+            print(line("llmost ask on a terminal, wall", [s.wall for s in terms], "s"))
+        if old_terms:
+            print(line("baseline on a terminal, wall", [s.wall for s in old_terms], "s"))
         print(line("curl CPU per SSE event", [s.cpu / n for s in curls], "us", 1e6))
         if args.profile:
             server.set_default(big)
