@@ -5,7 +5,12 @@ One pass over the bytes: each piece is searched for the blank line that ends an 
 arrives a byte at a time costs linear time. An event longer than SSE_EVENT_LIMIT is refused
 before it is held whole. Line endings may be ``\\n``, ``\\r\\n`` or ``\\r`` (SSE spec).
 
-Events already yielded stay yielded when a later one is malformed: the caller keeps the
+A piece is what one network read brought (``api/chunked.py`` makes it so for a chunked body).
+Its events are decoded together and handed on together, consecutive text (or reasoning) deltas
+joined into one: the writer then writes and flushes once per read, so a reader gets every
+read's text at once without paying a write per token. Where a delta ends says nothing else.
+
+Events before a malformed one stay delivered, even in the same piece: the caller keeps the
 partial answer and gets the error after it.
 """
 

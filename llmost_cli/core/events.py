@@ -19,11 +19,15 @@ class ResponseMeta:
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
+    """Answer text: that of one or more consecutive chunks (the parser joins those of one read)."""
+
     text: str
 
 
 @dataclass(frozen=True, slots=True)
 class ReasoningDelta:
+    """Reasoning text, joined like TextDelta."""
+
     text: str
 
 
