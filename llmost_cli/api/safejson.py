@@ -79,10 +79,8 @@ def may_have_surrogates(data: bytes | bytearray) -> bool:
 
 def loads(data: bytes | bytearray) -> Any:
     """Parse and sanitise; raises :class:`Rejected`. Invalid UTF-8 becomes U+FFFD."""
-    if (
-        data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH
-        and b"\\ud" not in data
-        and b"\\uD" not in data  # may_have_surrogates(), inline
+    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH and (
+        b"\\u" not in data or not may_have_surrogates(data)  # one search for the usual text
     ):
         # The usual small SSE event: nothing to check or clean, so the C scanner alone, without
         # the Python frames of JSONDecoder.decode around it. Whatever it does not take whole
