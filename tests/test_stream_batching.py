@@ -206,3 +206,66 @@ def test_text_arrives_while_the_stream_pauses(server: fs.FakeServer) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert head + out == ("".join(first + second) + "\n").encode()
+
+
+# --- the fast JSON path accepts and refuses exactly what the full path does ---------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+NOISE = [
+    "",
+    " ",
+    "\n",
+    "{",
+    "}",
+    "[",
+    "]",
+    '"',
+    ",",
+    ":",
+    "\\",
+    "\\ud800",
+    "\\uDC00",
+    "x",
+    "1e999",
+    "NaN",
+]
+
+
+def full_path(data: bytes) -> Any:
+    """safejson.loads as it was: depth check, JSONDecoder.decode, cleaning."""
+    from llmost_cli.api import safejson
+
+    if not safejson.depth_ok(data):
+        raise safejson.Rejected("deep")
+    try:
+        value = safejson._DECODER.decode(data.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        raise safejson.Rejected("invalid") from None
+    return safejson.clean(value) if safejson.may_have_surrogates(data) else value
+
+
+@settings(max_examples=150, deadline=None)
+@given(json_values, st.sampled_from(NOISE), st.integers(min_value=0), st.booleans())
+def test_fast_json_path_matches_the_full_path(
+    value: Any, noise: str, at: int, ascii_only: bool
+) -> None:
+    from llmost_cli.api import safejson
+
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    at %= len(text) + 1
+    data = (text[:at] + noise + text[at:]).encode("utf-8", "surrogatepass")
+    try:
+        expected: Any = ("value", repr(full_path(data)))
+    except safejson.Rejected:
+        expected = "rejected"
+    try:
+        got: Any = ("value", repr(safejson.loads(data)))
+    except safejson.Rejected:
+        got = "rejected"
+    assert got == expected
