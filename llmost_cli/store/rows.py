@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmost_cli.core import textrefs
 from llmost_cli.core.messages import Message
 from llmost_cli.store import images, texts
+from llmost_cli.store.cells import dumps
 
 if TYPE_CHECKING:
     import sqlite3
@@ -40,18 +41,6 @@ class Damaged(ValueError):
     def __init__(self, what: str) -> None:
         super().__init__(what)
         self.what = what
-
-
-def dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # lone surrogates (undecodable stdin bytes) survive only as \\u escapes
-        text = json.dumps(value, separators=(",", ":"))
-    return text
 
 
 def loads(text: str | None) -> Any:

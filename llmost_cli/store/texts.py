@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmost_cli.core import textrefs
+from llmost_cli.store.cells import dumps
 
 if TYPE_CHECKING:
     import sqlite3
@@ -39,8 +40,6 @@ def load(conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, str]:
 
 def store(conn: sqlite3.Connection, texts: Mapping[str, str]) -> None:
     """Keep these texts (before the message that refers to them is inserted)."""
-    from llmost_cli.store.rows import dumps  # rows imports this module
-
     for key, text in texts.items():
         conn.execute("INSERT OR IGNORE INTO texts (sha256, text) VALUES (?, ?)", (key, dumps(text)))
 
