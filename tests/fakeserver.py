@@ -51,12 +51,14 @@ __all__ = [
     "error",
     "every",
     "hang",
+    "hostile_model_list",
     "markdown_pieces",
     "midstream_error",
     "pause",
     "raw",
     "raw_http",
     "raw_response",
+    "realistic_models",
     "redirect",
     "split_text",
     "stream",
@@ -170,6 +172,57 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         None, [*_COMMON, *_TOOLS, "response_format"],
     ),
 ]  # fmt: skip
+
+
+_WORDS = [
+    "model", "fast", "reasoning", "context", "tokens", "vision", "multilingual", "instruct",
+    "coding", "chat", "tuned", "open", "weights", "provider", "latency", "benchmark", "quality",
+    "long", "documents", "tools", "structured", "output", "agents",
+]  # fmt: skip
+
+
+def realistic_models(count: int) -> list[dict[str, Any]]:
+    """``count`` OpenRouter-shaped models (§5.1) of the size real ones have (~1.2 KB of JSON
+    each: a ~400-character description, 7 prices, 12 parameters), ids ``vendorN/model-N``."""
+    out = []
+    for i in range(count):
+        words = " ".join(_WORDS[(i + k * 7) % len(_WORDS)] for k in range(60))
+        vendor = f"vendor{i % 97}"
+        inputs = ["text", "image"] if i % 3 == 0 else ["text"]
+        out.append(
+            _model(
+                f"{vendor}/model-{i}", f"{vendor.title()}: Model {i}", 1700000000 + i,
+                f"Model {i} by {vendor}: {words}.", 8192 * (1 + i % 64), inputs, "GPT",
+                {"prompt": f"0.00000{i % 10}1", "completion": f"0.0000{i % 7}2", "request": "0",
+                 "image": "0", "web_search": "0", "internal_reasoning": "0",
+                 "input_cache_read": "0.00000025"},
+                4096 * (1 + i % 8),
+                [*_COMMON, *(_TOOLS if i % 2 else []), "top_k", "frequency_penalty",
+                 "presence_penalty", "response_format", "reasoning"],
+            )
+        )  # fmt: skip
+    return out
+
+
+def hostile_model_list(size: int) -> bytes:
+    """A valid model list of at most ``size`` bytes built to cost the most memory when parsed
+    whole: a quarter each of entries with huge unused strings, of unused fields nested 50
+    deep and wide, of tiny entries (a million in 32 MiB), and of long ids and names. Depth
+    stays under 64, so only memory can refuse it."""
+    huge = b'{"id":"h/%d","description":"' + b"d" * (256 * 1024) + b'","x":"' + b"x" * 65536 + b'"}'
+    deep = b'{"id":"n/%d","x":' + b"[" * 50 + b"[],{}," * 2000 + b"0" + b"]" * 50 + b"}"
+    tiny = b'{"id":"t/%d"}'
+    long = b'{"id":"l/%d' + b"i" * 200 + b'","name":"' + "\u044f".encode() * 200 + b'"}'
+    entries: list[bytes] = []
+    for pattern in (huge, deep, tiny, long):
+        budget, i = (size - 16) // 4, 0
+        while budget > 0:
+            entry = pattern % i
+            budget -= len(entry) + 1
+            if budget >= 0:
+                entries.append(entry)
+            i += 1
+    return b'{"data":[' + b",".join(entries) + b"]}"
 
 
 def _dumps(obj: Any) -> str:

@@ -570,7 +570,7 @@ def test_cached_model_ids_of_any_age() -> None:
     from llmost_cli.core import models
 
     url = "http://x/api/v1"
-    listed = models.parse_list([{"id": "c/d"}, {"id": "a/b", "name": "B"}])
+    listed = [{"id": "c/d"}, {"id": "a/b", "name": "B"}]
     models.write_cache(url, listed, now=1.0)  # decades old: completion still offers them
     assert sorted(cached_model_ids(url)) == ["a/b", "c/d"]
     assert cached_model_ids("http://other/v1") == []

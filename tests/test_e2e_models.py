@@ -8,10 +8,12 @@ import re
 import stat
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llmost_cli import paths
+from llmost_cli.core import catalog
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, Runner, llmost_executable
 
@@ -35,6 +37,22 @@ def cache_file(server: fs.FakeServer) -> Path:
 
 def lines(text: str) -> list[str]:
     return text.splitlines()
+
+
+def read_cache(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and the whole entries of a cache file (``core/catalog.py`` has the layout)."""
+    data = path.read_bytes()
+    head = json.loads(data[: catalog.HEADER_SIZE])
+    body = data[catalog.HEADER_SIZE : head["records_at"]]
+    return head, [json.loads(line) for line in body.splitlines()]
+
+
+def age_cache(path: Path, seconds: float) -> None:
+    data = bytearray(path.read_bytes())
+    head = json.loads(data[: catalog.HEADER_SIZE])
+    head["fetched_at"] -= seconds
+    data[: catalog.HEADER_SIZE - 1] = json.dumps(head).encode().ljust(catalog.HEADER_SIZE - 1)
+    path.write_bytes(data)
 
 
 # --- the list, piped --------------------------------------------------------------------------
@@ -212,8 +230,8 @@ def test_cache_saves_a_request_and_refresh_bypasses_it(
 ) -> None:
     assert llmost("models").rc == 0
     path = cache_file(server)
-    doc = json.loads(path.read_text())
-    assert doc["base_url"] == server.base_url and doc["models"] == fs.DEFAULT_MODELS
+    doc, entries = read_cache(path)
+    assert doc["base_url"] == server.base_url and entries == fs.DEFAULT_MODELS
     assert time.time() - 60 < doc["fetched_at"] <= time.time()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
@@ -232,9 +250,7 @@ def test_cache_saves_a_request_and_refresh_bypasses_it(
 def test_stale_cache_is_fetched_again(llmost: Runner, server: fs.FakeServer) -> None:
     llmost("models")
     path = cache_file(server)
-    doc = json.loads(path.read_text())
-    doc["fetched_at"] -= 3601
-    path.write_text(json.dumps(doc))
+    age_cache(path, 3601)
     assert llmost("models").rc == 0
     assert len(model_requests(server)) == 2
 
@@ -245,7 +261,7 @@ def test_corrupt_cache_is_ignored_and_rewritten(llmost: Runner, server: fs.FakeS
     path.write_bytes(b'{"fetched_at": 1e12, "models": [trunc')
     r = llmost("models")
     assert (r.rc, lines(r.stdout), r.stderr) == (0, ALL_ROWS, "")
-    assert json.loads(path.read_text())["models"] == fs.DEFAULT_MODELS
+    assert read_cache(path)[1] == fs.DEFAULT_MODELS
     assert len(model_requests(server)) == 1
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import stat
-import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,10 @@ from typing import Any
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.core import models
+from llmost_cli.core import catalog, models
 from llmost_cli.core import settings as config
 from llmost_cli.core.events import Usage
-from llmost_cli.errors import APIError, ExitCode, UsageError
+from llmost_cli.errors import ExitCode, UsageError
 from tests.fakeserver import DEFAULT_MODELS
 
 BASE = "http://127.0.0.1:9/api/v1"
@@ -28,6 +27,29 @@ def catalogue() -> list[dict[str, Any]]:
 
 def settings(base_url: str = BASE) -> config.Settings:
     return config.Settings(profile="default", config_path=Path("unused.toml"), base_url=base_url)
+
+
+def records(entries: list[dict[str, Any]]) -> list[catalog.Record]:
+    with catalog.build(entries) as built:
+        return built.records
+
+
+def record(entry: dict[str, Any]) -> catalog.Record:
+    return records([entry])[0]
+
+
+def cached(max_age: float | None = models.CACHE_TTL, now: float | None = None) -> Any:
+    """The whole entries of the cache of BASE, or None."""
+    found = catalog.cached(BASE, max_age=max_age, now=now)
+    if found is None:
+        return None
+    with found:
+        return [found.entry(r) for r in found.records]
+
+
+def entries(listing: catalog.Catalog) -> list[dict[str, Any]]:
+    with listing:
+        return [listing.entry(r) for r in listing.records]
 
 
 class Fetcher:
@@ -96,12 +118,12 @@ def test_prices_per_million_are_exact() -> None:
 
 
 def test_summary_of_a_full_model() -> None:
-    row = models.Summary.of(catalogue()[0])
+    row = models.Summary.of(record(catalogue()[0]))
     assert row.cells() == ["openai/gpt-4o", "128000", "2.5", "10", "text,image,file"]
 
 
 def test_summary_of_free_and_unknown_prices() -> None:
-    by_id = {m["id"]: models.Summary.of(m) for m in catalogue()}
+    by_id = {m.id: models.Summary.of(m) for m in records(catalogue())}
     assert by_id["meta-llama/llama-3.1-8b-instruct:free"].cells()[2:4] == ["0", "0"]
     assert by_id["openrouter/auto"].cells()[2:4] == ["-", "-"]
 
@@ -117,8 +139,8 @@ def test_summary_of_free_and_unknown_prices() -> None:
     ],
 )  # fmt: skip
 def test_summary_of_a_bare_model_is_all_dashes(bare: dict[str, Any]) -> None:
-    assert models.Summary.of(bare).cells() == ["llama3", "-", "-", "-", "-"]
-    assert not models.has_vision(bare) and not models.has_tools(bare)
+    assert models.Summary.of(record(bare)).cells() == ["llama3", "-", "-", "-", "-"]
+    assert not models.has_vision(record(bare)) and not models.has_tools(bare)
 
 
 def test_context_length_fallbacks() -> None:
@@ -132,18 +154,18 @@ def test_context_length_fallbacks() -> None:
 def test_input_modalities_from_the_modality_string() -> None:
     model = {"architecture": {"modality": "text+image->text"}}
     assert models.input_modalities(model) == ["text", "image"]
-    assert models.has_vision(model)
+    assert models.has_vision(record({"id": "x", **model}))
 
 
 # --------------------------------------------------------------------------- search and lookup
 
 
-def ids(chosen: list[dict[str, Any]]) -> list[str]:
-    return [m["id"] for m in chosen]
+def ids(chosen: list[catalog.Record]) -> list[str]:
+    return [m.id for m in chosen]
 
 
 def test_select_sorts_by_id() -> None:
-    assert ids(models.select(catalogue())) == [
+    assert ids(models.select(records(catalogue()))) == [
         "anthropic/claude-3.5-sonnet",
         "google/gemini-2.5-pro",
         "meta-llama/llama-3.1-8b-instruct:free",
@@ -166,26 +188,26 @@ def test_select_sorts_by_id() -> None:
     ],
 )
 def test_search_matches_id_and_name(search: str, expected: list[str] | None) -> None:
-    catalog = [*catalogue(), {"id": "z/model-1", "name": "The Zebra"}]
-    chosen = ids(models.select(catalog, search))
-    assert chosen == (expected if expected is not None else sorted(ids(catalog)))
+    listed = records([*catalogue(), {"id": "z/model-1", "name": "The Zebra"}])
+    chosen = ids(models.select(listed, search))
+    assert chosen == (expected if expected is not None else sorted(ids(listed)))
 
 
 def test_filters() -> None:
-    catalog = [*catalogue(), {"id": "bare"}]
-    assert ids(models.select(catalog, vision=True)) == [
+    listed = records([*catalogue(), {"id": "bare"}])
+    assert ids(models.select(listed, vision=True)) == [
         "anthropic/claude-3.5-sonnet",
         "google/gemini-2.5-pro",
         "openai/gpt-4o",
         "openrouter/auto",
     ]
-    assert ids(models.select(catalog, tools=True)) == [
+    assert ids(models.select(listed, tools=True)) == [
         "anthropic/claude-3.5-sonnet",
         "google/gemini-2.5-pro",
         "mistralai/mistral-small",
         "openai/gpt-4o",
     ]
-    assert ids(models.select(catalog, "g", vision=True, tools=True)) == [
+    assert ids(models.select(listed, "g", vision=True, tools=True)) == [
         "google/gemini-2.5-pro",
         "openai/gpt-4o",
     ]
@@ -202,31 +224,37 @@ def test_filters() -> None:
     ],
 )
 def test_suggestions(wanted: str, first: str) -> None:
-    close = models.suggestions(wanted, ids(catalogue()))
+    close = models.suggestions(wanted, ids(records(catalogue())))
     assert close[0] == first
     assert len(close) <= 3 and len(set(close)) == len(close)
 
 
 def test_no_suggestions_for_nonsense() -> None:
-    assert models.suggestions("qqqqqqqq", ids(catalogue())) == []
+    assert models.suggestions("qqqqqqqq", ids(records(catalogue()))) == []
 
 
 def test_find_exact_then_ignoring_case() -> None:
-    catalog = catalogue()
-    assert models.find(catalog, "openai/gpt-4o") is catalog[0]
-    assert models.find(catalog, "OpenAI/GPT-4o") is catalog[0]
-    assert models.find(catalog, "gpt-4o") is None
+    listed = records(catalogue())
+    assert models.find(listed, "openai/gpt-4o") is listed[0]
+    assert models.find(listed, "OpenAI/GPT-4o") is listed[0]
+    assert models.find(listed, "gpt-4o") is None
 
 
-def test_parse_list_shapes() -> None:
-    assert models.parse_list({"data": [{"id": "a"}, {"id": ""}, {"name": "no id"}, 3]}) == [
-        {"id": "a"}
-    ]
-    assert models.parse_list([{"id": "a"}]) == [{"id": "a"}]
-    assert models.parse_list({"object": "list", "data": []}) == []
-    for bad in ({"models": []}, {"data": None}, "text", None):
-        with pytest.raises(APIError):
-            models.parse_list(bad)
+def test_records_skip_entries_without_an_id_and_cap_fields() -> None:
+    built = records([{"id": "a"}, {"id": ""}, {"name": "no id"}, 3, {"id": 5}])  # type: ignore[list-item]
+    assert ids(built) == ["a"]
+    long_name = {"id": "b", "name": "я" * 1000, "pricing": {"prompt": "1" * 41}}
+    kept = record(long_name)
+    assert kept.name == "я" * (catalog.NAME_LIMIT // 2) and kept.prompt is None
+    with catalog.build([{"id": "x" * (catalog.ID_LIMIT + 1)}, {"id": "c"}]) as built_list:
+        assert (ids(built_list.records), built_list.dropped) == (["c"], 1)
+        assert built_list.entry(built_list.records[0]) == {"id": "c"}
+
+
+def test_at_most_max_models_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(catalog, "MAX_MODELS", 3)
+    with catalog.build({"id": f"m{i}"} for i in range(5)) as built:
+        assert (ids(built.records), built.dropped) == (["m0", "m1", "m2"], 2)
 
 
 # --------------------------------------------------------------------------- the cache
@@ -235,25 +263,26 @@ def test_parse_list_shapes() -> None:
 def test_cache_round_trip_and_modes(isolated_env: Path) -> None:
     path = models.write_cache(BASE + "/", catalogue(), now=1000.0)
     assert path == paths.models_cache_file(BASE)
-    doc = json.loads(path.read_text())
-    assert doc == {"fetched_at": 1000.0, "base_url": BASE, "models": catalogue()}
+    head = json.loads(path.read_bytes()[: catalog.HEADER_SIZE])
+    assert head["fetched_at"] == 1000.0 and head["base_url"] == BASE and head["count"] == 6
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert models.read_cache(BASE, now=1000.0 + 3599) == catalogue()
-    assert models.read_cache(BASE, now=1000.0 + 3600) is None  # one hour: stale
-    assert models.read_cache(BASE, now=999.0) is None  # written in the future: distrusted
-    assert models.read_cache(BASE, max_age=None) == catalogue()
+    assert cached(now=1000.0 + 3599) == catalogue()
+    assert cached(now=1000.0 + 3600) is None  # one hour: stale
+    assert cached(now=999.0) is None  # written in the future: distrusted
+    assert cached(max_age=None) == catalogue()
     assert models.cached_model_ids(BASE)[0] == "openai/gpt-4o"
     assert list(path.parent.iterdir()) == [path]  # no temp file left behind
 
 
 def test_cache_is_per_base_url(isolated_env: Path) -> None:
     models.write_cache(BASE, [{"id": "a"}])
-    assert models.read_cache("http://127.0.0.1:10/api/v1") is None
+    assert catalog.cached("http://127.0.0.1:10/api/v1", max_age=None) is None
     # A file that names another base URL (a hash collision, a copied file) is not used.
     path = paths.models_cache_file(BASE)
-    path.write_text(json.dumps({"fetched_at": time.time(), "base_url": "x", "models": []}))
-    assert models.read_cache(BASE) is None
+    data = path.read_bytes().replace(BASE.encode(), b"x".ljust(len(BASE)), 1)
+    path.write_bytes(data)
+    assert cached() is None
 
 
 @pytest.mark.parametrize(
@@ -266,17 +295,23 @@ def test_cache_is_per_base_url(isolated_env: Path) -> None:
         b"[" * 100_000,
         b'{"fetched_at": "yesterday", "base_url": "%s", "models": []}' % BASE.encode(),
         b'{"fetched_at": 1e12, "base_url": "%s", "models": {"id": "a"}}' % BASE.encode(),
+        b'{"llmost_models": 2, "base_url": "%s", "fetched_at": 1e12, "count": 1, "dropped": 0,'
+        b' "records_at": 99}' % BASE.encode(),
+        b'{"llmost_models": 2, "base_url": "%s", "fetched_at": 1e12, "count": 1, "dropped": 0,'
+        b' "records_at": 4096}'.ljust(4095)
+        % BASE.encode()
+        + b'\n["a",null]\n',
     ],
 )
 def test_corrupt_cache_is_ignored_then_rewritten(isolated_env: Path, content: bytes) -> None:
     path = paths.models_cache_file(BASE)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
-    assert models.read_cache(BASE) is None
+    assert cached() is None
     fetcher = Fetcher([{"id": "a"}])
-    assert models.load(settings(), fetcher=fetcher).models == [{"id": "a"}]
+    assert entries(models.load(settings(), fetcher=fetcher)) == [{"id": "a"}]
     assert fetcher.calls == 1
-    assert models.read_cache(BASE) == [{"id": "a"}]
+    assert cached() == [{"id": "a"}]
 
 
 def test_load_uses_a_fresh_cache_and_refresh_skips_it(isolated_env: Path) -> None:
@@ -284,11 +319,11 @@ def test_load_uses_a_fresh_cache_and_refresh_skips_it(isolated_env: Path) -> Non
     first = models.load(settings(), fetcher=fetcher)
     second = models.load(settings(), fetcher=fetcher)
     assert (first.from_cache, second.from_cache, fetcher.calls) == (False, True, 1)
-    assert second.models == first.models
+    assert entries(second) == entries(first) == catalogue()
     fetcher.result = [{"id": "new"}]
     third = models.load(settings(), refresh=True, fetcher=fetcher)
-    assert (third.from_cache, third.models, fetcher.calls) == (False, [{"id": "new"}], 2)
-    assert models.read_cache(BASE) == [{"id": "new"}]
+    assert (third.from_cache, entries(third), fetcher.calls) == (False, [{"id": "new"}], 2)
+    assert cached() == [{"id": "new"}]
 
 
 def test_unwritable_cache_is_not_fatal(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -297,7 +332,7 @@ def test_unwritable_cache_is_not_fatal(isolated_env: Path, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     logged: list[str] = []
     listing = models.load(settings(), fetcher=Fetcher([{"id": "a"}]), log=logged.append)
-    assert listing.models == [{"id": "a"}]
+    assert entries(listing) == [{"id": "a"}]
     assert logged and "cannot write the model cache" in logged[0]
 
 
@@ -344,19 +379,19 @@ GEMMAS = [
     ],
 )
 def test_resolve_an_id_or_a_unique_part(wanted: str, found: str | None) -> None:
-    model = models.resolve(GEMMAS, wanted, BASE)
-    assert (model["id"] if model else None) == found
+    model = models.resolve(records(GEMMAS), wanted, BASE)
+    assert (model.id if model else None) == found
 
 
 def test_resolve_an_ambiguous_part_lists_the_candidates() -> None:
     with pytest.raises(UsageError) as info:
-        models.resolve(GEMMAS, "llama", BASE)
+        models.resolve(records(GEMMAS), "llama", BASE)
     assert info.value.exit_code == ExitCode.USAGE
     assert "'llama' matches 2 models" in str(info.value)
     assert "meta/llama-3-70b, meta/llama-3-8b" in str(info.value)
     many = [{"id": f"v/m-{n:02}"} for n in range(20)]
     with pytest.raises(UsageError, match=r"matches 20 models .*v/m-07 and 12 more"):
-        models.resolve(many, "m-", BASE)
+        models.resolve(records(many), "m-", BASE)
 
 
 def test_lookup_by_a_unique_part_uses_the_cache_and_refreshes_when_none(
@@ -433,7 +468,7 @@ def test_an_odd_created_value_is_shown_raw(created: Any, shown: str) -> None:
 def test_an_absurd_price_is_unknown_and_never_overflows(value: Any) -> None:
     assert models.parse_price(value) is None
     model = {"id": "x", "pricing": {"prompt": value, "completion": value}}
-    assert models.Summary.of(model).prompt_per_m is None
+    assert models.Summary.of(record(model)).prompt_per_m is None
     assert dict(models.detail_fields(model))["pricing.prompt"].endswith("(?)")
 
 

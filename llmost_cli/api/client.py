@@ -164,6 +164,28 @@ class Client:
         finally:
             response.close()
 
+    def model_entries(self, path: str = "models") -> Iterator[Any]:
+        """GET the model list and yield the entries of its ``data`` array one at a time, as
+        they arrive (:mod:`modellist`): memory holds one entry, never the whole body."""
+        from llmost_cli.api import modellist
+
+        deadline = Deadline(self._timeout, self._where)
+        response = self._open("GET", path, None, None, deadline)
+        name = f"the server's answer to {path}"
+        try:
+            pieces = self._body(response, name, limits.MODEL_LIST_LIMIT, deadline)
+            try:
+                yield from modellist.entries(_timed(pieces, deadline))
+            except safejson.Rejected as exc:
+                ctype = response.headers.get("content-type", "?")
+                raise StreamError(
+                    f"{name} is not valid JSON ({exc.reason}; Content-Type {fold(ctype, 80)})"
+                ) from None
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, deadline) from _cause(exc, self._key)
+        finally:
+            response.close()
+
     # --- sending, with retries ------------------------------------------------------------
 
     def _open(
@@ -219,14 +241,7 @@ class Client:
         self, response: httpx.Response, what: str, limit: int, deadline: Deadline
     ) -> Any:
         name = f"the server's answer to {what}"
-        encoding = response.headers.get("content-encoding", "")
-        length = response.headers.get("content-length", "")
-        identity = encoding.strip().lower() in ("", "identity")
-        if identity and length.isdigit() and int(length) > limit:
-            raise limits.too_large(name, limit)
-        deadline.start(limits.BODY)
-        pieces = limits.decoded(response.iter_raw(), encoding, limit, name)
-        raw = limits.read_body(pieces, deadline)
+        raw = limits.read_body(self._body(response, name, limit, deadline), deadline)
         try:
             return safejson.loads(raw)
         except safejson.Rejected as exc:
@@ -235,6 +250,18 @@ class Client:
                 f"{name} is not valid JSON ({exc.reason}; Content-Type {fold(ctype, 80)}): "
                 f"{self._redact(_snippet(raw))}"
             ) from None
+
+    def _body(
+        self, response: httpx.Response, name: str, limit: int, deadline: Deadline
+    ) -> Iterator[bytes]:
+        """The decoded body in pieces; over ``limit`` (declared or counted) is a StreamError."""
+        encoding = response.headers.get("content-encoding", "")
+        length = response.headers.get("content-length", "")
+        identity = encoding.strip().lower() in ("", "identity")
+        if identity and length.isdigit() and int(length) > limit:
+            raise limits.too_large(name, limit)
+        deadline.start(limits.BODY)
+        return limits.decoded(response.iter_raw(), encoding, limit, name)
 
     def _http_error(self, response: httpx.Response, deadline: Deadline) -> APIError:
         """Read (a bounded part of) an error response and build the matching APIError."""
@@ -367,6 +394,14 @@ def retry_after(value: str | None) -> float | None:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _timed(pieces: Iterator[bytes], deadline: Deadline) -> Iterator[bytes]:
+    """``pieces`` until the deadline passes (then a RequestTimeout)."""
+    for piece in pieces:
+        yield piece
+        if deadline.expired():
+            raise deadline.error()
 
 
 def _until(pieces: Iterator[bytes], deadline: Deadline) -> Iterator[bytes]:

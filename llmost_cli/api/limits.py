@@ -21,6 +21,7 @@ MiB = 1024 * KiB
 ERROR_BODY_LIMIT = 64 * KiB  # an error response: this much is kept, the rest is never read
 JSON_BODY_LIMIT = 32 * MiB  # a non-streamed chat completion (or any other JSON answer)
 MODEL_LIST_LIMIT = 128 * MiB  # GET /models: 100,000 models of up to ~1.3 KiB each
+MODEL_ENTRY_LIMIT = 1 * MiB  # one model of that list (it is parsed one model at a time)
 SSE_EVENT_LIMIT = 4 * MiB  # one SSE event (all its lines); the text of one chunk
 SSE_STREAM_LIMIT = 256 * MiB  # one whole stream (about a million tokens of ordinary chunks)
 MAX_JSON_DEPTH = 64  # nesting of any JSON value: event, body, tool-call arguments

@@ -38,9 +38,9 @@ def _constant(name: str) -> None:
     return None  # NaN, Infinity, -Infinity
 
 
-_DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
+DECODER = json.JSONDecoder(parse_float=_finite, parse_constant=_constant)
 # What JSONDecoder.raw_decode calls (set in its __init__; typeshed does not declare it).
-_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
+_SCAN: Callable[[str, int], tuple[Any, int]] = DECODER.scan_once  # type: ignore[attr-defined]
 _BRACKETS = bytes.maketrans(b"{}", b"[]")
 _OTHER = bytes(c for c in range(256) if c not in b'[]{}"')
 _STRING = re.compile(rb'"[^"]*"')  # once escapes are gone, a string is quote to quote
@@ -97,7 +97,7 @@ def loads(data: bytes | bytearray) -> Any:
     if not depth_ok(data):
         raise Rejected(f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        value = _DECODER.decode(data.decode("utf-8", "replace"))
+        value = DECODER.decode(data.decode("utf-8", "replace"))
     except RecursionError:
         raise Rejected(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError as exc:  # JSONDecodeError, or an integer over Python's digit limit

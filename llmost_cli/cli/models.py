@@ -10,7 +10,7 @@ Instead the group routes any first word that is not a subcommand (or help) to ``
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 from llmost_cli.cli import services
 from llmost_cli.cli.options import state_of
-from llmost_cli.core import models
+from llmost_cli.core import catalog, models
 from llmost_cli.core.settings import Settings
 
 
@@ -93,15 +93,15 @@ models_app = typer.Typer(
 )
 
 
-def _context(ctx: typer.Context) -> tuple[Settings, Callable[[], list[Any]], State]:
+def _context(ctx: typer.Context) -> tuple[Settings, models.Fetcher, State]:
     """Settings, a fetcher for GET /models (the key is sent when there is one), the state."""
     state = state_of(ctx)
     settings = services.settings_for(state)
 
-    def fetch() -> list[Any]:
+    def fetch() -> Iterator[Any]:
         key = services.api_key(settings, required=False)
         with services.make_client(state, settings, key) as client:
-            return models.parse_list(client.get_json("models"))
+            yield from client.model_entries()
 
     return settings, fetch, state
 
@@ -129,17 +129,24 @@ def list_cmd(
     from llmost_cli.ui import tables as render_tables
 
     settings, fetch, state = _context(ctx)
-    listing = models.load(settings, refresh=refresh, log=services.debug_log(state), fetcher=fetch)
-    gc.freeze()  # a long list lives until exit: the cyclic GC need not scan it again and again
-    words = " ".join(search or [])
-    chosen = models.select(listing.models, words, vision=vision, tools=tools)
+    log = services.debug_log(state)
     ui = state.ui
-    if json_:
-        ui.json(chosen, pretty=ui.out_tty)
-    elif chosen:
-        render_tables.models_table(ui, [models.Summary.of(m) for m in chosen])
-    if not chosen:
-        ui.note(f"no models match (of {len(listing.models)} at {settings.base_url})")
+    with models.load(settings, refresh=refresh, log=log, fetcher=fetch) as listing:
+        gc.freeze()  # a long list lives until exit: the cyclic GC need not scan it again
+        if listing.dropped:
+            ui.warn(
+                f"{listing.dropped:,} models of the list at {settings.base_url} were left "
+                f"out: llmost keeps at most {catalog.MAX_MODELS:,} models (and "
+                f"{catalog.KEPT_LIMIT >> 20} MiB of their ids and names), with ids of up to "
+                f"{catalog.ID_LIMIT} bytes"
+            )
+        chosen = models.select(listing.records, " ".join(search or []), vision=vision, tools=tools)
+        if json_:
+            ui.json_array(listing.texts(chosen), pretty=ui.out_tty)
+        elif chosen:
+            render_tables.models_table(ui, (models.Summary.of(m) for m in chosen))
+        if not chosen:
+            ui.note(f"no models match (of {len(listing.records)} at {settings.base_url})")
 
 
 @models_app.command("show", help=SHOW_HELP)

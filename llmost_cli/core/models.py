@@ -7,18 +7,17 @@ tolerates a missing or odd field and reports it as unknown (None), never as an e
 Prices are decimal strings per token (``"0.0000025"``); ``"0"`` is free, ``"-1"`` or a missing
 key is unknown. They are parsed as ``Decimal`` so that sums of many small prices stay exact.
 
-The cache is one JSON file per base URL, ``{"fetched_at", "base_url", "models"}``; the list
-is fresh for ``CACHE_TTL`` seconds. A corrupt or foreign cache file is ignored (and replaced
-on the next fetch), never fatal.
+Lists, searches and lookups work on compact records (``catalog.Record``): a list of 100,000
+models, or a hostile one, must not cost its weight in Python dicts. The whole model object is
+read back from the catalog's file only to be shown (``catalog.py`` has the layout and limits).
+The cache is one file per base URL; the list is fresh for ``CACHE_TTL`` seconds. A corrupt or
+foreign cache file is ignored (and replaced on the next fetch), never fatal.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import os
-import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,10 +26,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llmost_cli import paths
-from llmost_cli.errors import APIError, UsageError
+from llmost_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from llmost_cli.core.catalog import Catalog, Record
     from llmost_cli.core.events import Usage
     from llmost_cli.core.settings import Settings
 
@@ -147,14 +146,14 @@ class Summary:
     input_modalities: list[str] | None
 
     @classmethod
-    def of(cls, model: Mapping[str, Any]) -> Summary:
+    def of(cls, record: Record) -> Summary:
         return cls(
-            id=str(model["id"]),
-            name=model_name(model),
-            context_length=context_length(model),
-            prompt_per_m=per_million(price(model, "prompt")),
-            completion_per_m=per_million(price(model, "completion")),
-            input_modalities=input_modalities(model),
+            id=record.id,
+            name=record.name,
+            context_length=record.context_length,
+            prompt_per_m=per_million(parse_price(record.prompt)),
+            completion_per_m=per_million(parse_price(record.completion)),
+            input_modalities=record.input_modalities,
         )
 
     def cells(self) -> list[str]:
@@ -171,14 +170,14 @@ class Summary:
 # --------------------------------------------------------------------------- search and lookup
 
 
-def matches(model: Mapping[str, Any], search: str) -> bool:
+def matches(record: Record, search: str) -> bool:
     """Every word of ``search`` occurs (case-insensitively) in the id or the name."""
-    haystack = f"{model.get('id', '')}\n{model_name(model) or ''}".casefold()
+    haystack = f"{record.id}\n{record.name or ''}".casefold()
     return all(word in haystack for word in search.casefold().split())
 
 
-def has_vision(model: Mapping[str, Any]) -> bool:
-    return "image" in (input_modalities(model) or [])
+def has_vision(record: Record) -> bool:
+    return "image" in (record.input_modalities or [])
 
 
 def has_tools(model: Mapping[str, Any]) -> bool:
@@ -186,17 +185,21 @@ def has_tools(model: Mapping[str, Any]) -> bool:
 
 
 def select(
-    models: Iterable[Model], search: str | None = None, *, vision: bool = False, tools: bool = False
-) -> list[Model]:
+    records: Iterable[Record],
+    search: str | None = None,
+    *,
+    vision: bool = False,
+    tools: bool = False,
+) -> list[Record]:
     """The models that pass the search and filters, sorted by id."""
     chosen = [
-        m
-        for m in models
-        if (not search or matches(m, search))
-        and (not vision or has_vision(m))
-        and (not tools or has_tools(m))
+        r
+        for r in records
+        if (not search or matches(r, search))
+        and (not vision or has_vision(r))
+        and (not tools or r.tools)
     ]
-    return sorted(chosen, key=lambda m: (str(m["id"]).casefold(), str(m["id"])))
+    return sorted(chosen, key=lambda r: (r.id.casefold(), r.id))
 
 
 def suggestions(wanted: str, ids: Sequence[str], limit: int = 3) -> list[str]:
@@ -212,19 +215,19 @@ def suggestions(wanted: str, ids: Sequence[str], limit: int = 3) -> list[str]:
     return list(dict.fromkeys(found))[:limit]
 
 
-def find(models: Sequence[Model], model_id: str) -> Model | None:
+def find(records: Sequence[Record], model_id: str) -> Record | None:
     """The model with this id (exactly, else ignoring case)."""
-    for model in models:
-        if model["id"] == model_id:
-            return model
+    for record in records:
+        if record.id == model_id:
+            return record
     low = model_id.casefold()
-    for model in models:
-        if str(model["id"]).casefold() == low:
-            return model
+    for record in records:
+        if record.id.casefold() == low:
+            return record
     return None
 
 
-def resolve(models: Sequence[Model], wanted: str, base_url: str) -> Model | None:
+def resolve(models: Sequence[Record], wanted: str, base_url: str) -> Record | None:
     """The model ``wanted`` names: its exact id (or ignoring case), else the one id that
     contains it (``gemma`` -> ``google/gemma-3-27b-it``), preferring an id whose last part is
     exactly it (``gpt-4o`` -> ``openai/gpt-4o`` over ``openai/gpt-4o-mini``). None when no id
@@ -235,13 +238,13 @@ def resolve(models: Sequence[Model], wanted: str, base_url: str) -> Model | None
     low = wanted.casefold()
     if not low:
         return None
-    found = [m for m in models if low in str(m["id"]).casefold()]
+    found = [m for m in models if low in m.id.casefold()]
     if len(found) > 1:
-        tails = [m for m in found if str(m["id"]).casefold().rsplit("/", 1)[-1] == low]
+        tails = [m for m in found if m.id.casefold().rsplit("/", 1)[-1] == low]
         found = tails if len(tails) == 1 else found
     if len(found) <= 1:
         return found[0] if found else None
-    raise ambiguous_model(wanted, sorted(str(m["id"]) for m in found), base_url)
+    raise ambiguous_model(wanted, sorted(m.id for m in found), base_url)
 
 
 def ambiguous_model(wanted: str, ids: Sequence[str], base_url: str, shown: int = 8) -> UsageError:
@@ -252,8 +255,8 @@ def ambiguous_model(wanted: str, ids: Sequence[str], base_url: str, shown: int =
     )
 
 
-def unknown_model(model_id: str, models: Sequence[Model], base_url: str) -> UsageError:
-    close = suggestions(model_id, [str(m["id"]) for m in models])
+def unknown_model(model_id: str, models: Sequence[Record], base_url: str) -> UsageError:
+    close = suggestions(model_id, [m.id for m in models])
     hint = (
         "did you mean " + ", ".join(close) + "?"
         if close
@@ -265,67 +268,21 @@ def unknown_model(model_id: str, models: Sequence[Model], base_url: str) -> Usag
 # --------------------------------------------------------------------------- fetch and cache
 
 
-def parse_list(body: Any) -> list[Model]:
-    """Models of a GET /models answer: ``{"data": [...]}`` (or a bare list). Entries without
-    a string id are skipped; anything else is not a model list."""
-    data = body.get("data") if isinstance(body, dict) else body
-    if not isinstance(data, list):
-        raise APIError("the server's answer to GET /models is not a model list")
-    return [m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]]
-
-
-def read_cache(
-    base_url: str, *, max_age: float | None = CACHE_TTL, now: float | None = None
-) -> list[Model] | None:
-    """The cached list for this base URL, or None when absent, corrupt, foreign or older than
-    ``max_age`` seconds (``max_age=None``: any age)."""
-    base_url = base_url.rstrip("/")
-    try:
-        doc = json.loads(paths.models_cache_file(base_url).read_bytes())
-    except (OSError, ValueError, RecursionError):  # RecursionError: absurdly nested JSON
-        return None
-    if not isinstance(doc, dict) or doc.get("base_url") != base_url:
-        return None
-    fetched = doc.get("fetched_at")
-    if not isinstance(fetched, int | float) or isinstance(fetched, bool):
-        return None
-    age = (time.time() if now is None else now) - fetched
-    if max_age is not None and not 0 <= age < max_age:
-        return None
-    try:
-        return parse_list(doc.get("models"))
-    except APIError:
-        return None
-
-
-def write_cache(base_url: str, models: list[Model], *, now: float | None = None) -> Path:
-    """Atomic write (temp file + rename), file 0600 in a 0700 directory."""
-    base_url = base_url.rstrip("/")
-    path = paths.models_cache_file(base_url)
-    fetched_at = time.time() if now is None else now
-    doc = {"fetched_at": fetched_at, "base_url": base_url, "models": models}
-    directory = paths.ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, ensure_ascii=False)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+Fetcher = Callable[[], Iterable[Any]]  # the entries of GET /models, as they arrive
 
 
 def cached_model_ids(base_url: str) -> list[str]:
     """Ids from the cache of any age, for completion; never fetches."""
-    return [str(m["id"]) for m in read_cache(base_url, max_age=None) or []]
+    from llmost_cli.core import catalog
+
+    return [r.id for r in catalog.cached_records(base_url)]
 
 
-@dataclass
-class ModelList:
-    models: list[Model]
-    from_cache: bool
+def write_cache(base_url: str, entries: Iterable[Any], *, now: float | None = None) -> Path:
+    """Save ``entries`` (model objects) as the cached list of ``base_url``."""
+    from llmost_cli.core import catalog
+
+    return catalog.write(base_url, entries, now=now)
 
 
 def load(
@@ -333,20 +290,17 @@ def load(
     *,
     refresh: bool = False,
     log: Log | None = None,
-    fetcher: Callable[[], list[Model]],
-) -> ModelList:
-    """The list from a fresh cache, else fetched (and cached). ``refresh`` skips the cache."""
+    fetcher: Fetcher,
+) -> Catalog:
+    """The list from a fresh cache, else fetched (and cached). ``refresh`` skips the cache.
+    The caller closes it (``with``)."""
+    from llmost_cli.core import catalog
+
     if not refresh:
-        cached = read_cache(settings.base_url)
+        cached = catalog.cached(settings.base_url, max_age=CACHE_TTL)
         if cached is not None:
-            return ModelList(cached, from_cache=True)
-    models = fetcher()
-    try:
-        write_cache(settings.base_url, models)
-    except OSError as exc:  # a read-only cache dir costs speed, not the answer
-        if log:
-            log(f"cannot write the model cache: {exc}")
-    return ModelList(models, from_cache=False)
+            return cached
+    return catalog.fetched(settings.base_url, fetcher(), log=log)
 
 
 def lookup(
@@ -354,20 +308,24 @@ def lookup(
     model_id: str,
     *,
     log: Log | None = None,
-    fetcher: Callable[[], list[Model]],
+    fetcher: Fetcher,
 ) -> Model:
     """One model by id, or by a part of its id that only it contains (``resolve``); an id
     missing from a cached list triggers one refresh (it may be new). Unknown: a UsageError
     that names it and suggests close ids; ambiguous: one that lists the candidates."""
-    listing = load(settings, log=log, fetcher=fetcher)
     base_url = settings.base_url
-    model = resolve(listing.models, model_id, base_url)
-    if model is None and listing.from_cache:
-        listing = load(settings, refresh=True, log=log, fetcher=fetcher)
-        model = resolve(listing.models, model_id, base_url)
-    if model is None:
-        raise unknown_model(model_id, listing.models, settings.base_url)
-    return model
+    with load(settings, log=log, fetcher=fetcher) as listing:
+        record = resolve(listing.records, model_id, base_url)
+        if record is not None:
+            return listing.entry(record)
+        refetch = listing.from_cache
+        if not refetch:
+            raise unknown_model(model_id, listing.records, base_url)
+    with load(settings, refresh=True, log=log, fetcher=fetcher) as listing:
+        record = resolve(listing.records, model_id, base_url)
+        if record is None:
+            raise unknown_model(model_id, listing.records, base_url)
+        return listing.entry(record)
 
 
 # --------------------------------------------------------------------------- detail view
@@ -448,13 +406,15 @@ def description(model: Mapping[str, Any]) -> str | None:
 # --------------------------------------------------------------------------- cost
 
 
-PriceIndex = dict[str, Model]
+PriceIndex = dict[str, "Record"]
 
 
 def price_index(base_url: str) -> PriceIndex:
     """Cached models by id (a cache of any age: prices change rarely, and a cost estimate must
     never cost a request)."""
-    return {str(m["id"]): m for m in read_cache(base_url, max_age=None) or []}
+    from llmost_cli.core import catalog
+
+    return {r.id: r for r in catalog.cached_records(base_url)}
 
 
 def _part(tokens: int | None, unit_price: Decimal | None) -> Decimal | None:
@@ -465,20 +425,20 @@ def _part(tokens: int | None, unit_price: Decimal | None) -> Decimal | None:
     return None if unit_price is None else unit_price * tokens
 
 
-def estimate(usage: Usage, model: Mapping[str, Any] | None) -> Decimal | None:
+def estimate(usage: Usage, model: Record | None) -> Decimal | None:
     """prompt_tokens x prompt + completion_tokens x completion (+ the per-request price when
     one is listed); None when a needed price or token count is unknown. Cache discounts are
     not modelled: the server's own ``usage.cost`` is preferred wherever it is sent."""
     if model is None:
         return None
-    prompt_price, completion_price = price(model, "prompt"), price(model, "completion")
+    prompt_price, completion_price = parse_price(model.prompt), parse_price(model.completion)
     if prompt_price is None and completion_price is None:
         return None  # no price at all: unknown, never "$0" (even for zero tokens)
     prompt = _part(usage.prompt_tokens, prompt_price)
     completion = _part(usage.completion_tokens, completion_price)
     if prompt is None or completion is None:
         return None
-    return prompt + completion + (price(model, "request") or Decimal(0))
+    return prompt + completion + (parse_price(model.request) or Decimal(0))
 
 
 def _cost(usage: Usage, model_id: str | None, index: Callable[[], PriceIndex]) -> Decimal | None:

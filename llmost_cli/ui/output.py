@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
@@ -131,6 +132,28 @@ class UI:
     def json(self, obj: Any, *, pretty: bool = False) -> None:
         text = json.dumps(obj, ensure_ascii=False, indent=2 if pretty else None, allow_nan=False)
         self.write_data(text + "\n")
+
+    def json_array(self, items: Iterable[str], *, pretty: bool = False) -> None:
+        """What :meth:`json` writes for a list, from its items already as JSON text (as
+        ``json.dumps(item, ensure_ascii=False)`` gives them), written in batches: a list of
+        100,000 models is never one string."""
+        first, sep = ("[\n  ", ",\n  ") if pretty else ("[", ", ")
+        batch: list[str] = []
+        size = 0  # characters in batch
+        started = False
+        for item in items:
+            if pretty:
+                item = json.dumps(json.loads(item), ensure_ascii=False, indent=2)
+                item = item.replace("\n", "\n  ")
+            batch += (sep if started else first, item)
+            started = True
+            size += len(item)
+            if size > 1 << 20 or len(batch) > 4000:
+                self.write_data("".join(batch))
+                batch.clear()
+                size = 0
+        batch.append(("\n]\n" if pretty else "]\n") if started else "[]\n")
+        self.write_data("".join(batch))
 
     def write_data(self, text: str) -> None:
         """Data from the server on stdout: escaped on a terminal, byte for byte when piped."""

@@ -14,8 +14,9 @@ spaces.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -40,11 +41,15 @@ MIN_ID_WIDTH = 12
 Cell = tuple[str, str, int]
 
 
-def models_table(ui: UI, rows: Sequence[Summary]) -> None:
-    """One model per line. Piped: tab-separated, no header, unknown values "-"."""
+def models_table(ui: UI, rows: Iterable[Summary]) -> None:
+    """One model per line. Piped: tab-separated, no header, unknown values "-", written in
+    batches as ``rows`` come (a long list is never all in memory as rows or text)."""
     if not ui.out_tty:
-        ui.write("".join("\t".join(row.cells()) + "\n" for row in rows))
+        lines = ("\t".join(row.cells()) + "\n" for row in rows)
+        while batch := "".join(itertools.islice(lines, 4096)):
+            ui.write(batch)
         return
+    rows = list(rows)
     from rich.cells import cell_len
 
     console = ui.console("out")
