@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from llmost_cli import paths
-from llmost_cli.core import catalog, models
+from llmost_cli.core import catalog, modelfields, models
 from llmost_cli.core import settings as config
 from llmost_cli.core.events import Usage
 from llmost_cli.errors import ExitCode, UsageError
@@ -140,20 +140,20 @@ def test_summary_of_free_and_unknown_prices() -> None:
 )  # fmt: skip
 def test_summary_of_a_bare_model_is_all_dashes(bare: dict[str, Any]) -> None:
     assert models.Summary.of(record(bare)).cells() == ["llama3", "-", "-", "-", "-"]
-    assert not models.has_vision(record(bare)) and not models.has_tools(bare)
+    assert not models.has_vision(record(bare)) and not modelfields.has_tools(bare)
 
 
 def test_context_length_fallbacks() -> None:
-    assert models.context_length({"top_provider": {"context_length": 4096}}) == 4096
-    assert models.context_length({"max_model_len": 8192}) == 8192  # vLLM
-    assert models.context_length({"context_length": None, "max_model_len": 8192}) == 8192
-    assert models.context_length({"context_length": True}) is None
-    assert models.context_length({"context_length": "128000"}) is None
+    assert modelfields.context_length({"top_provider": {"context_length": 4096}}) == 4096
+    assert modelfields.context_length({"max_model_len": 8192}) == 8192  # vLLM
+    assert modelfields.context_length({"context_length": None, "max_model_len": 8192}) == 8192
+    assert modelfields.context_length({"context_length": True}) is None
+    assert modelfields.context_length({"context_length": "128000"}) is None
 
 
 def test_input_modalities_from_the_modality_string() -> None:
     model = {"architecture": {"modality": "text+image->text"}}
-    assert models.input_modalities(model) == ["text", "image"]
+    assert modelfields.input_modalities(model) == ["text", "image"]
     assert models.has_vision(record({"id": "x", **model}))
 
 

@@ -244,7 +244,7 @@ def full_path(data: bytes) -> Any:
     if not safejson.depth_ok(data):
         raise safejson.Rejected("deep")
     try:
-        value = safejson._DECODER.decode(data.decode("utf-8", "replace"))
+        value = safejson.DECODER.decode(data.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
         raise safejson.Rejected("invalid") from None
     return safejson.clean(value) if safejson.may_have_surrogates(data) else value

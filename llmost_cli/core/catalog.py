@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any, NamedTuple, TypeGuard
 
 from llmost_cli import paths
+from llmost_cli.core import modelfields
 
 VERSION = 2
 MAX_MODELS = 200_000  # models kept of one list; OpenRouter lists about 500
@@ -92,9 +93,7 @@ class _Builder:
     """Records of entries as they arrive, each entry's text written to ``file``."""
 
     def __init__(self, file: IO[bytes]) -> None:
-        from llmost_cli.core import models  # the field readers (models imports this module)
-
-        self._models = models
+        self._models = modelfields
         self.file = file
         self.records: list[Record] = []
         self.dropped = 0

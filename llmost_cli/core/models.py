@@ -95,45 +95,6 @@ def format_decimal(value: Decimal | None) -> str:
     return "0" if text in ("0", "-0") else text
 
 
-def context_length(model: Mapping[str, Any]) -> int | None:
-    """LLMost/OpenRouter ``context_length``, else ``top_provider.context_length``, else
-    vLLM's ``max_model_len``."""
-    top = model.get("top_provider")
-    candidates = [
-        model.get("context_length"),
-        top.get("context_length") if isinstance(top, dict) else None,
-        model.get("max_model_len"),
-    ]
-    for value in candidates:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
-def input_modalities(model: Mapping[str, Any]) -> list[str] | None:
-    """``architecture.input_modalities``, else the left side of ``architecture.modality``."""
-    arch = model.get("architecture")
-    if not isinstance(arch, dict):
-        return None
-    listed = arch.get("input_modalities")
-    if isinstance(listed, list):
-        return [str(m) for m in listed]
-    modality = arch.get("modality")
-    if isinstance(modality, str) and modality:
-        return [m for m in modality.split("->")[0].split("+") if m]
-    return None
-
-
-def supported_parameters(model: Mapping[str, Any]) -> list[str]:
-    params = model.get("supported_parameters")
-    return [str(p) for p in params] if isinstance(params, list) else []
-
-
-def model_name(model: Mapping[str, Any]) -> str | None:
-    name = model.get("name")
-    return name if isinstance(name, str) and name else None
-
-
 @dataclass(frozen=True)
 class Summary:
     """One row of ``llmost models``; None means unknown."""
@@ -178,10 +139,6 @@ def matches(record: Record, search: str) -> bool:
 
 def has_vision(record: Record) -> bool:
     return "image" in (record.input_modalities or [])
-
-
-def has_tools(model: Mapping[str, Any]) -> bool:
-    return "tools" in supported_parameters(model)
 
 
 def select(
