@@ -71,15 +71,9 @@ def test_extract_without_a_code_block_is_exit_7(llmost: Runner, server: fs.FakeS
 def test_model_command_refuses_an_id_missing_from_the_cached_list(
     llmost: Runner, server: fs.FakeServer
 ) -> None:
-    import json
-    import time
+    from llmost_cli.core import models
 
-    from llmost_cli import paths
-
-    cache = paths.models_cache_file(server.base_url)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"fetched_at": time.time(), "base_url": server.base_url, "models": fs.DEFAULT_MODELS}
-    cache.write_text(json.dumps(doc), encoding="utf-8")
+    models.write_cache(server.base_url, fs.DEFAULT_MODELS)
     r = llmost("chat", input="/model openai/gpt-4p\n/model openai/gpt-4o\nhi\n")
     assert "'openai/gpt-4p' is not in the model list" in r.stderr
     assert "did you mean openai/gpt-4o" in r.stderr

@@ -8,7 +8,6 @@ movements, not as plain text.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pyte
 import pytest
 
 from llmost_cli import paths
+from llmost_cli.core import models
 from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, declare_recording_tool, llmost_executable
@@ -291,10 +291,7 @@ def test_exit_command(repl: Any) -> None:
 
 
 def test_tab_completes_commands_and_cached_model_ids(repl: Any, server: fs.FakeServer) -> None:
-    cache = paths.models_cache_file(server.base_url)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"fetched_at": time.time(), "base_url": server.base_url, "models": fs.DEFAULT_MODELS}
-    cache.write_text(json.dumps(doc), encoding="utf-8")
+    models.write_cache(server.base_url, fs.DEFAULT_MODELS)
     r = repl("--no-markdown")
     r.prompt()
     r.child.send("/he\t")
