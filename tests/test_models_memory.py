@@ -104,12 +104,14 @@ def test_a_list_of_100000_models_works(llmost: Runner, server: fs.FakeServer, co
     assert lines[-1] == "vendor96/model-099909\t24576\t1\t2\ttext,image"  # sorted by id
 
     # From the cache: search, filters, show (one entry read back) and the ids for completion.
-    r = llmost("models", "model-09999", "--tools", "--vision")
+    # Real processes: reading 100,000 records under the coverage tracer takes seconds each.
+    proc = llmost.proc()
+    r = proc("models", "model-09999", "--tools", "--vision")
     assert r.stdout.splitlines() == [
         "vendor83/model-099993\t106496\t1\t2\ttext,image",
         "vendor89/model-099999\t131072\t1\t2\ttext,image",
     ]
-    r = llmost("models", "show", "model-054321", "--json")
+    r = proc("models", "show", "model-054321", "--json")
     assert r.rc == 0 and r.json["id"] == "vendor1/model-054321"
     assert r.json["supported_parameters"] == ["max_tokens", "tools"]
     ids = models.cached_model_ids(server.base_url)
