@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from llmost_cli import main, paths
-from llmost_cli.core import transcript
+from llmost_cli.core import transcript_md
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.env import Environment
 from llmost_cli.store.store import Store
@@ -212,7 +212,7 @@ def test_show_every_ref_form(cli: Run, store: Store) -> None:
         assert cli("conv", "show", ref).stdout == md.stdout, ref
     assert cli("conversations", "show", "--markdown", weather, tty=True).stdout == md.stdout
     # piped markdown is the export, which imports back
-    (doc,) = transcript.parse(md.stdout, "show")
+    (doc,) = transcript_md.parse(md.stdout, "show")
     doc.resolve({})
     assert doc.messages == store.messages(weather)
 
@@ -333,7 +333,7 @@ def test_a_damaged_conversation(cli: Run, store: Store, tmp_path: Path) -> None:
     r = cli("conv", "export", "--all", "-o", str(tmp_path / "all.md"))
     assert r.rc == 3 and f"1 damaged conversation left out: {c['evil'].id}" in r.stderr
     assert "warning" in r.stderr
-    docs = transcript.parse((tmp_path / "all.md").read_text(), "all.md")
+    docs = transcript_md.parse((tmp_path / "all.md").read_text(), "all.md")
     assert [d.conversation.id for d in docs] == [c["plain"].id, c["weather"].id]
     assert cli("conv", "rm", "--yes", c["evil"].id).rc == 0
 

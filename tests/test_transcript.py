@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from llmost_cli.core import transcript as t
+from llmost_cli.core import transcript_md as tmd
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.errors import ExitCode, LlmostError
 from llmost_cli.store import images
@@ -155,7 +156,7 @@ def same(doc: t.Document, conv: Conversation, msgs: list[Message], tl: Any) -> N
 def test_json_round_trip(conv: Conversation, msgs: list[Message], tl: Any) -> None:
     data = t.dumps(t.to_json(conv, msgs, tl)).encode("utf-8")  # valid UTF-8, strict
     assert "\n" not in data.decode()
-    (doc,) = t.parse(data.decode("utf-8"), "x.json")
+    (doc,) = tmd.parse(data.decode("utf-8"), "x.json")
     same(doc, conv, msgs, tl)
     assert doc.missing_images() == set()
 
@@ -163,8 +164,8 @@ def test_json_round_trip(conv: Conversation, msgs: list[Message], tl: Any) -> No
 @PROPERTY
 @given(conversations, st.lists(messages, max_size=6), tools)
 def test_markdown_round_trip(conv: Conversation, msgs: list[Message], tl: Any) -> None:
-    data = t.to_markdown(conv, msgs, tl).encode("utf-8")  # valid UTF-8, strict
-    (doc,) = t.parse(data.decode("utf-8"), "x.md")
+    data = tmd.to_markdown(conv, msgs, tl).encode("utf-8")  # valid UTF-8, strict
+    (doc,) = tmd.parse(data.decode("utf-8"), "x.md")
     assert doc.missing_images() == set()
     doc.resolve({})
     same(doc, conv, msgs, tl)
@@ -173,10 +174,10 @@ def test_markdown_round_trip(conv: Conversation, msgs: list[Message], tl: Any) -
 @PROPERTY
 @given(st.lists(st.tuples(conversations, st.lists(messages, max_size=3)), min_size=1, max_size=3))
 def test_several_conversations_in_one_file(convs: list[tuple[Conversation, list[Message]]]) -> None:
-    md = "\n---\n\n".join(t.to_markdown(c, m) for c, m in convs)
+    md = "\n---\n\n".join(tmd.to_markdown(c, m) for c, m in convs)
     js = "".join(t.dumps(t.to_json(c, m)) + "\n" for c, m in convs)
     for text_, fmt in ((md, "md"), (js, "json")):
-        docs = t.parse(text_, f"x.{fmt}")
+        docs = tmd.parse(text_, f"x.{fmt}")
         assert len(docs) == len(convs)
         for doc, (c, m) in zip(docs, convs, strict=True):
             doc.resolve({})
@@ -210,7 +211,7 @@ EXAMPLE = [
 
 
 def test_markdown_reads_like_a_transcript() -> None:
-    md = t.to_markdown(CONV, EXAMPLE)
+    md = tmd.to_markdown(CONV, EXAMPLE)
     lines = md.split("\n")
     assert lines[0] == "# weather"
     for heading in (
@@ -235,19 +236,19 @@ def test_markdown_reads_like_a_transcript() -> None:
 
 
 def test_markdown_survives_editing_around_the_comments() -> None:
-    md = t.to_markdown(CONV, EXAMPLE)
+    md = tmd.to_markdown(CONV, EXAMPLE)
     md = "My notes\n\n" + md.replace("## 2. User", "## 2. User (edited heading)\n\nA note.")
     md = md.replace("\n**Tool call:**", "\n**Tool call, seen:**")
     md = md.replace("\n", "\r\n")  # a Windows editor
-    (doc,) = t.parse("\ufeff" + md, "x.md")
+    (doc,) = tmd.parse("\ufeff" + md, "x.md")
     doc.resolve({})
     assert doc.messages == EXAMPLE
 
 
 def test_markdown_images_from_the_store_when_the_file_lacks_them() -> None:
-    md = t.to_markdown(CONV, EXAMPLE)
+    md = tmd.to_markdown(CONV, EXAMPLE)
     md = md[: md.index("<!-- llmost:image")]
-    (doc,) = t.parse(md, "x.md")
+    (doc,) = tmd.parse(md, "x.md")
     key = images.digest(PNG)
     assert doc.missing_images() == {key}
     with pytest.raises(images.MissingImage):
@@ -259,30 +260,30 @@ def test_markdown_images_from_the_store_when_the_file_lacks_them() -> None:
 def test_image_data_that_is_not_one_url_goes_in_the_comment() -> None:
     odd = "data:text/plain,two words>\nand a line"
     msgs = [Message("user", [{"type": "image_url", "image_url": {"url": odd}}], created=1.0)]
-    md = t.to_markdown(CONV, msgs)
+    md = tmd.to_markdown(CONV, msgs)
     assert "two words" not in md.split("<!-- llmost:image")[0]
-    (doc,) = t.parse(md, "x.md")
+    (doc,) = tmd.parse(md, "x.md")
     doc.resolve({})
     assert doc.messages == msgs
 
 
 def test_the_end_line_changes_when_a_text_contains_it() -> None:
     msgs = [Message("user", "a\n<!-- /llmost -->\nb\n<!-- /llmost 1 -->", created=1.0)]
-    md = t.to_markdown(CONV, msgs)
+    md = tmd.to_markdown(CONV, msgs)
     assert '"end": 2' in md and "\n<!-- /llmost 2 -->\n" in md
-    (doc,) = t.parse(md, "x.md")
+    (doc,) = tmd.parse(md, "x.md")
     assert doc.messages == msgs
 
 
 def test_comments_never_close_early_and_stay_on_one_line() -> None:
     conv = Conversation(CONV.id, "a --> b\u2028c\x85d", "m>", 1.0, 2.0)
-    md = t.to_markdown(conv, [Message("user", "x", name="<!-- -->", created=1.0)])
+    md = tmd.to_markdown(conv, [Message("user", "x", name="<!-- -->", created=1.0)])
     comments = [line for line in md.split("\n") if line.startswith("<!-- llmost:")]
     assert len(comments) == 2
     for line in comments:
         assert line.count("-->") == 1 and line.endswith(" -->")
         assert "\u2028" not in line and "\x85" not in line
-    (doc,) = t.parse(md, "x.md")
+    (doc,) = tmd.parse(md, "x.md")
     assert doc.conversation == conv
 
 
@@ -310,22 +311,22 @@ def test_comments_never_close_early_and_stay_on_one_line() -> None:
     ],
 )
 def test_markdown_problems_name_the_line(edit: Any, problem: str) -> None:
-    md = t.to_markdown(CONV, [Message("user", "hi", created=1.0)])
+    md = tmd.to_markdown(CONV, [Message("user", "hi", created=1.0)])
     with pytest.raises(LlmostError) as info:
-        t.parse(edit(md), "notes.md")
+        tmd.parse(edit(md), "notes.md")
     assert info.value.exit_code == ExitCode.USAGE
     assert problem in str(info.value) and "notes.md" in str(info.value)
 
 
 def test_markdown_parts_must_be_complete() -> None:
     msgs = [Message("user", [{"type": "text", "text": "a"}, {"type": "x"}], created=1.0)]
-    md = t.to_markdown(CONV, msgs)
+    md = tmd.to_markdown(CONV, msgs)
     cut = md.replace('<!-- llmost:part {"type": "x"} -->', "")
     with pytest.raises(LlmostError, match="lacks 1 of its parts"):
-        t.parse(cut, "x.md")
+        tmd.parse(cut, "x.md")
     stray = md + '<!-- llmost:part {"type": "x"} -->\n'
     with pytest.raises(LlmostError, match="a part part outside a message"):
-        t.parse(stray, "x.md")
+        tmd.parse(stray, "x.md")
 
 
 # -- JSON, by example -------------------------------------------------------------------------
@@ -367,13 +368,13 @@ def test_json_object_is_documented_and_strict() -> None:
 
 def test_json_import_takes_arrays_lines_and_hand_written_objects() -> None:
     one = t.dumps(t.to_json(CONV, EXAMPLE))
-    docs = t.parse(f"[{one}, {one}]\n{one}\n", "x.json")
+    docs = tmd.parse(f"[{one}, {one}]\n{one}\n", "x.json")
     assert len(docs) == 3 and all(d.messages == EXAMPLE for d in docs)
-    (doc,) = t.parse('{"messages": [{"role": "user", "content": "hi"}]}', "x.json")
+    (doc,) = tmd.parse('{"messages": [{"role": "user", "content": "hi"}]}', "x.json")
     assert doc.messages == [Message("user", "hi")]
     assert (doc.conversation.id, doc.conversation.name, doc.conversation.created) == ("", None, 0)
     with pytest.raises(LlmostError, match="holds no conversation"):
-        t.parse("  \n", "empty.md")
+        tmd.parse("  \n", "empty.md")
 
 
 @pytest.mark.parametrize(
@@ -393,7 +394,7 @@ def test_json_import_takes_arrays_lines_and_hand_written_objects() -> None:
 )
 def test_json_problems(data: str, problem: str) -> None:
     with pytest.raises(LlmostError) as info:
-        t.parse(data, "x.json")
+        tmd.parse(data, "x.json")
     assert info.value.exit_code == ExitCode.USAGE and problem in str(info.value)
 
 

@@ -141,7 +141,7 @@ def show_cmd(
       llmost conv show refactor --markdown > refactor.md
       llmost conv show 01J0V3 --json | jq -r '.messages[-1].content'
     """
-    from llmost_cli.core import transcript
+    from llmost_cli.core import transcript, transcript_md
 
     if json_ and markdown:
         raise UsageError("--json and --markdown cannot be used together")
@@ -152,7 +152,7 @@ def show_cmd(
     if json_:
         _json(ui, transcript.to_json(conv, messages, tools))
     elif markdown or not ui.out_tty:
-        _text(ui, transcript.to_markdown(conv, messages, tools))
+        _text(ui, transcript_md.to_markdown(conv, messages, tools))
     else:
         from llmost_cli.ui import transcript as render
 
@@ -255,7 +255,7 @@ def export_cmd(
 
 
 def _export(store: Store, ids: list[str], format_: Format, damaged: list[str]) -> Iterator[str]:
-    from llmost_cli.core import transcript
+    from llmost_cli.core import transcript, transcript_md
 
     first = True
     for conversation_id in ids:
@@ -272,7 +272,7 @@ def _export(store: Store, ids: list[str], format_: Format, damaged: list[str]) -
         if format_ is Format.json:
             yield transcript.dumps(transcript.to_json(conv, messages, tools)) + "\n"
         else:
-            yield ("" if first else "\n---\n\n") + transcript.to_markdown(conv, messages, tools)
+            yield ("" if first else "\n---\n\n") + transcript_md.to_markdown(conv, messages, tools)
         first = False
 
 
@@ -291,11 +291,11 @@ def import_cmd(
       llmost conv import backup.json
       llmost conv export last | ssh laptop llmost conv import -
     """
-    from llmost_cli.core import transcript
+    from llmost_cli.core import transcript_md
     from llmost_cli.store import files
 
     stdin = _stdin_bytes() if file == "-" else None
-    docs = transcript.parse(files.read(file, stdin), "standard input" if file == "-" else file)
+    docs = transcript_md.parse(files.read(file, stdin), "standard input" if file == "-" else file)
     ui = _ui()
     with _open() as store:
         _resolve_images(store, docs, file)
