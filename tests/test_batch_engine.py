@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from llmost_cli.core import batch
+from llmost_cli.core import batch, batch_plan
 from llmost_cli.core.batch_input import BadLine, Line, parse_line
 from llmost_cli.core.batch_output import record
 from llmost_cli.core.events import Finish, ResponseMeta, TextDelta, Usage
@@ -79,16 +79,16 @@ class View:
         self.warnings.append(text)
 
 
-def plan(n: int, retries: int = 3, **options: Any) -> batch.Plan:
+def plan(n: int, retries: int = 3, **options: Any) -> batch_plan.Plan:
     data = "".join(json.dumps({"id": i, "prompt": f"p{i}"}) + "\n" for i in range(n))
-    opts = batch.BatchOptions(input="-", **options)
+    opts = batch_plan.BatchOptions(input="-", **options)
     settings = Settings(
         profile="default", config_path=Path("none.toml"), base_url="http://x/v1", retries=retries
     )
-    return batch.prepare(opts, settings, io.BytesIO(data.encode()))
+    return batch_plan.prepare(opts, settings, io.BytesIO(data.encode()))
 
 
-def execute(p: batch.Plan, client: Client) -> tuple[batch.Outcome, Sink, View]:
+def execute(p: batch_plan.Plan, client: Client) -> tuple[batch.Outcome, Sink, View]:
     sink, view = Sink(), View()
     try:
         outcome = batch.execute(p, lambda: client, sink, view)

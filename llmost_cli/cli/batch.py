@@ -10,8 +10,9 @@ from llmost_cli.cli import services
 if TYPE_CHECKING:
     from llmost_cli.api.batch_client import BatchHTTPClient
     from llmost_cli.cli.state import State
-    from llmost_cli.core.batch import BatchOptions, Plan, Recorder
+    from llmost_cli.core.batch import Recorder
     from llmost_cli.core.batch_output import Sink
+    from llmost_cli.core.batch_plan import BatchOptions, Plan
     from llmost_cli.core.messages import Reply
     from llmost_cli.core.turn import Turn
     from llmost_cli.store.store import Store
@@ -43,7 +44,7 @@ Examples:
 
 def batch(state: State, values: dict[str, Any]) -> int:
     """Run ``batch`` with the values of its options (cli/flags.py)."""
-    from llmost_cli.core.batch import BatchOptions
+    from llmost_cli.core.batch_plan import BatchOptions
 
     given = {k: v for k, v in values.items() if v is not None}
     given["output"] = given.pop("batch_output", None)  # -o names a file here, not a format
@@ -55,11 +56,12 @@ def run_batch(state: State, opts: BatchOptions) -> int:
     """Check everything, run, print the summary; the exit code by DESIGN §5."""
     from llmost_cli.core import batch as core
     from llmost_cli.core.batch_output import FileSink, StreamSink
+    from llmost_cli.core.batch_plan import prepare
     from llmost_cli.ui.progress import batch_view
 
     ui = state.ui
     settings = services.settings_for(state, opts.overrides())
-    plan = core.prepare(opts, settings, state.env.stdin)
+    plan = prepare(opts, settings, state.env.stdin)
     with ExitStack() as stack:
         stack.callback(plan.source.close)
         key = services.api_key(settings)
