@@ -23,6 +23,12 @@ from tests.fakeserver import FakeServer
 
 TEST_KEY = "llmost_TESTKEY_9f2c7e1d5a3b4c6d8e0f"
 
+# Byte-code caches on, whatever the shell says: with PYTHONDONTWRITEBYTECODE set (some CI
+# images set it), every `llmost` the tests start would compile llmost_cli from source again,
+# and this process would not cache what it compiles either.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
