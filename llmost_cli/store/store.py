@@ -25,8 +25,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from llmost_cli.core import textrefs
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.errors import StoreError, UsageError
-from llmost_cli.paths import ensure_private_dir
 from llmost_cli.store import images, rows, schema, texts
+from llmost_cli.store.database import BUSY_TIMEOUT, Database, decode_cell
 from llmost_cli.store.rows import ROW_COLUMNS, Damaged, dumps, loads
 from llmost_cli.store.schema import SCHEMA_VERSION
 
@@ -45,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["BUSY_TIMEOUT", "SCHEMA_VERSION", "Imported", "Store", "new_id"]
 
-BUSY_TIMEOUT = 10.0  # seconds a writer waits for another process's transaction, by default
 AMBIGUOUS_SHOWN = 5  # candidates named when a reference is ambiguous
 
 _SELECT_CONVERSATION = "SELECT id, name, model, created, updated FROM conversations"
@@ -67,12 +65,6 @@ def new_id() -> str:
     return "".join(_CROCKFORD[(value >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def _decode(data: bytes) -> str:
-    # A cell that is not valid UTF-8 (written by something else) reads as text with
-    # surrogate escapes instead of failing the whole query.
-    return data.decode("utf-8", "surrogateescape")
-
-
 @dataclass(frozen=True)
 class Imported:
     """What ``Store.add`` did with one conversation."""
@@ -82,168 +74,13 @@ class Imported:
     renamed_from: str | None = None  # the name it had, when that name was taken
 
 
-class Store:
+class Store(Database):
     """The conversation store in one SQLite file. Not shared between threads.
 
     ``busy_timeout``: how long a write waits for another process's transaction (seconds)
     before failing with a ``StoreError``; storing an answer that is already on the screen
     may want a short wait.
     """
-
-    def __init__(self, path: Path, *, busy_timeout: float | None = None) -> None:
-        self.path = Path(path)
-        self.busy_timeout = BUSY_TIMEOUT if busy_timeout is None else busy_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._conn = self._open()
-
-    # -- opening, errors, transactions -------------------------------------------------------
-
-    def _error(self, exc: BaseException) -> StoreError:
-        where = f"conversation store {self.path}"
-        if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
-            return StoreError(
-                f"cannot open {where}: {reason}",
-                hint=f"check the permissions of {self.path} and {self.path.parent}",
-            )
-        if isinstance(exc, UnicodeEncodeError):
-            return StoreError(f"cannot save text that is not valid UTF-8 in {where}")
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return StoreError(
-                f"{where} is locked by another process (waited {self.busy_timeout:g} s)",
-                hint="try again when the other llmost has finished",
-            )
-        if code in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
-            return StoreError(
-                f"{where} is damaged: {exc}",
-                hint="move the file aside and llmost will start a new one",
-            )
-        if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
-            return StoreError(
-                f"cannot write {where}: {exc}",
-                hint=f"check the permissions of {self.path} and {self.path.parent}",
-            )
-        if code == sqlite3.SQLITE_FULL:
-            return StoreError(f"cannot write {where}: disk full", hint="free some disk space")
-        return StoreError(f"{where}: {exc}")
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
-            raise  # misuse of the API (closed store, wrong bindings): a bug, not a user problem
-        except (sqlite3.DatabaseError, OSError, UnicodeEncodeError) as exc:
-            raise self._error(exc) from exc
-
-    def _open(self) -> sqlite3.Connection:
-        with self._errors():
-            ensure_private_dir(self.path.parent)
-            # create the file ourselves so that it is 0600 from the start; SQLite gives the
-            # -wal and -shm files the same mode
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                if os.fstat(fd).st_mode & 0o077:
-                    os.fchmod(fd, 0o600)
-            except OSError:
-                pass  # not our file to change
-            finally:
-                os.close(fd)
-            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            conn.text_factory = _decode
-            try:
-                self._setup(conn)
-            except BaseException:
-                conn.close()
-                raise
-            return conn
-
-    def _setup(self, conn: sqlite3.Connection) -> None:
-        conn.execute("PRAGMA foreign_keys = ON")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            self._set_wal(conn)
-        conn.execute("PRAGMA synchronous = NORMAL")  # safe with WAL; a crash loses no committed row
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == SCHEMA_VERSION:
-            return
-        self._check_version(version)
-        with self._transaction(conn):
-            # re-read: another process may have created or migrated the file meanwhile
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            self._check_version(version)
-            if version == SCHEMA_VERSION:
-                return
-            if version == 0:
-                tables = conn.execute(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                ).fetchone()[0]
-                if tables:
-                    raise StoreError(
-                        f"{self.path} is a SQLite database but not an llmost conversation store",
-                        hint="move it aside or point llmost at another data directory",
-                    )
-            schema.migrate(conn, version)
-
-    def _check_version(self, version: int) -> None:
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"conversation store {self.path} was written by a newer llmost "
-                f"(schema {version}, this version knows {SCHEMA_VERSION})",
-                hint="upgrade llmost",
-            )
-
-    def _set_wal(self, conn: sqlite3.Connection) -> None:
-        # Switching a new file to WAL needs an exclusive lock; retry while other processes
-        # open the same new file rather than fail on the first "database is locked".
-        deadline = time.monotonic() + self.busy_timeout
-        while True:
-            try:
-                conn.execute("PRAGMA journal_mode = WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                busy = exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-                if not busy or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-
-    @contextmanager
-    def _transaction(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:  # SQLite may already have rolled back (e.g. disk full)
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._errors(), self._transaction(self._db()) as conn:
-            yield conn
-
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise sqlite3.ProgrammingError("the conversation store is closed")
-        return self._conn
-
-    def set_busy_timeout(self, seconds: float) -> None:
-        """How long a write waits for another process's transaction before giving up."""
-        with self._errors():
-            self._db().execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
-        self.busy_timeout = seconds
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> Store:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- conversations ------------------------------------------------------------------------
 
@@ -696,7 +533,7 @@ def recent_refs(path: Path, limit: int = 50) -> builtins.list[str]:
         return []
     conn = sqlite3.connect(path, timeout=0.5)
     try:
-        conn.text_factory = _decode
+        conn.text_factory = decode_cell
         conn.execute("PRAGMA query_only = ON")
         found = conn.execute(
             "SELECT id, name FROM conversations ORDER BY updated DESC, rowid DESC LIMIT ?",
