@@ -20,7 +20,7 @@ import llmost_cli
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.core.transcript import text_of
 from llmost_cli.errors import ExitCode, LlmostError, StoreError
-from llmost_cli.store import images
+from llmost_cli.store import database, images
 from llmost_cli.store import store as store_mod
 from llmost_cli.store.store import Store
 
@@ -392,7 +392,7 @@ def test_locked_beyond_busy_timeout(
     db_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     if how == "default":
-        monkeypatch.setattr(store_mod, "BUSY_TIMEOUT", 0.2)
+        monkeypatch.setattr(database, "BUSY_TIMEOUT", 0.2)  # the default of Store()
     with Store(db_path, **({"busy_timeout": 0.2} if how == "argument" else {})) as store:
         assert store.busy_timeout == 0.2
         conv = store.create()
