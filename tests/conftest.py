@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,18 @@ TEST_KEY = "llmost_TESTKEY_9f2c7e1d5a3b4c6d8e0f"
 # and this process would not cache what it compiles either.
 os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 sys.dont_write_bytecode = False
+
+# The signals the tests send to `llmost` must reach it. A shell that starts the suite in the
+# background without job control (`cmd &` in a script, `nohup`) leaves SIGINT, SIGQUIT or SIGHUP
+# ignored, and an ignored signal stays ignored in every child. A handled one is reset to its
+# default in a child, so handle them here.
+for _sig, _handler in (
+    (signal.SIGINT, signal.default_int_handler),
+    (signal.SIGHUP, signal.SIG_DFL),
+    (signal.SIGQUIT, signal.SIG_DFL),
+):
+    if signal.getsignal(_sig) == signal.SIG_IGN:
+        signal.signal(_sig, _handler)
 
 
 @pytest.fixture(autouse=True)
@@ -142,7 +155,6 @@ def run_in_process(
 ) -> Result:
     """``llmost ARGS`` in this process, through an Environment over byte buffers: stdin from
     ``data``; the streams are terminals only where asked (nothing is drawn for real)."""
-    import signal
 
     from llmost_cli.env import Environment
     from llmost_cli.main import run
