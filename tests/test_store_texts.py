@@ -22,6 +22,7 @@ from llmost_cli.store import store as store_mod
 from llmost_cli.store.store import Store
 from tests import fakeserver as fs
 from tests.conftest import Runner
+from tests.test_store import fts_ok, raw
 
 DATA = Path(__file__).parent / "data"
 PNG = (
@@ -42,23 +43,6 @@ def db_path(tmp_path: Path) -> Path:
 def store(db_path: Path) -> Iterator[Store]:
     with Store(db_path) as s:
         yield s
-
-
-def raw(path: Path, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
-def fts_ok(path: Path) -> None:
-    """FTS5's own check that the index matches its content (raises when it does not)."""
-    conn = sqlite3.connect(path)
-    try:
-        conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
-    finally:
-        conn.close()
 
 
 def question(prompt: str, *blocks: tuple[str, str], images: tuple[str, ...] = ()) -> Message:

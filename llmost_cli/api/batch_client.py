@@ -378,20 +378,9 @@ class _Shards(httpx.AsyncBaseTransport):
                 released = True
                 self._busy[index] -= 1
 
-        req = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
+        req = _transport.core_request(request)
         try:
-            with _transport._mapped():
+            with _transport.mapped():
                 response = await self._pools[index][0].handle_async_request(req)
         except BaseException:
             release()
@@ -413,7 +402,7 @@ class _Shards(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         for pool, _ in self._pools:
-            with _transport._mapped():
+            with _transport.mapped():
                 await pool.aclose()
 
 
@@ -426,13 +415,13 @@ class _Body(httpx.AsyncByteStream):
         self._release = release
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _transport._mapped():
+        with _transport.mapped():
             async for piece in self._inner:
                 yield piece
 
     async def aclose(self) -> None:
         try:
-            with _transport._mapped():
+            with _transport.mapped():
                 await self._inner.aclose()
         finally:
             self._release()

@@ -183,7 +183,8 @@ _EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
 
 
 @contextlib.contextmanager
-def _mapped() -> Iterator[None]:
+def mapped() -> Iterator[None]:
+    """httpcore's exceptions as httpx's (what the clients catch)."""
     try:
         yield
     except Exception as exc:
@@ -193,18 +194,34 @@ def _mapped() -> Iterator[None]:
         raise
 
 
+def core_request(request: httpx.Request) -> httpcore.Request:
+    """The httpcore request for an httpx one (what httpx's own transports do)."""
+    return httpcore.Request(
+        method=request.method,
+        url=httpcore.URL(
+            scheme=request.url.raw_scheme,
+            host=request.url.raw_host,
+            port=request.url.port,
+            target=request.url.raw_path,
+        ),
+        headers=request.headers.raw,
+        content=request.stream,
+        extensions=request.extensions,
+    )
+
+
 class _ResponseStream(httpx.SyncByteStream):
     def __init__(self, inner: Iterable[bytes]) -> None:
         self._inner = inner
 
     def __iter__(self) -> Iterator[bytes]:
-        with _mapped():
+        with mapped():
             yield from self._inner
 
     def close(self) -> None:
         close = getattr(self._inner, "close", None)
         if close is not None:
-            with _mapped():
+            with mapped():
                 close()
 
 
@@ -219,19 +236,8 @@ class Transport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         assert isinstance(request.stream, httpx.SyncByteStream)
-        req = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=request.url.raw_scheme,
-                host=request.url.raw_host,
-                port=request.url.port,
-                target=request.url.raw_path,
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _mapped():
+        req = core_request(request)
+        with mapped():
             resp = self._pool.handle_request(req)
         assert isinstance(resp.stream, Iterable)
         return httpx.Response(
@@ -242,7 +248,7 @@ class Transport(httpx.BaseTransport):
         )
 
     def close(self) -> None:
-        with _mapped():
+        with mapped():
             self._pool.close()
 
 
