@@ -6,6 +6,7 @@ test can read or write the developer's real files or depend on another test.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import os
@@ -14,10 +15,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _pytest.assertion.rewrite as _pytest_rewrite
 import pytest
 
 from tests.fakeserver import FakeServer
@@ -41,6 +44,75 @@ for _sig, _handler in (
 ):
     if signal.getsignal(_sig) == signal.SIG_IGN:
         signal.signal(_sig, _handler)
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Runs a block of the test's own work (the pyte terminal emulator) without the coverage
+    tracer, which makes pure-Python code several times slower and measures nothing of llmost
+    there. Code of llmost must not run inside."""
+    trace = sys.gettrace()
+    sys.settrace(None)
+    try:
+        yield
+    finally:
+        sys.settrace(trace)
+
+
+def _untraced_setup() -> None:
+    """Work of the test run that is not llmost, done without the coverage tracer: importing the
+    libraries llmost and the tests use (llmost's own modules are still imported traced, so
+    their module-level lines count), and pytest's rewriting of the tests' asserts."""
+    with untraced():
+        for name in _LIBRARIES:
+            importlib.import_module(name)
+    rewrite = getattr(_pytest_rewrite, "rewrite_asserts", None)
+    if rewrite is None or getattr(rewrite, "untraced", False):
+        return
+
+    def rewrite_asserts(*args: Any, **kwargs: Any) -> None:
+        with untraced():
+            rewrite(*args, **kwargs)
+
+    rewrite_asserts.untraced = True  # type: ignore[attr-defined]
+    _pytest_rewrite.rewrite_asserts = rewrite_asserts
+
+
+_LIBRARIES = (
+    "bs4",
+    "h11",
+    "httpcore",
+    "httpx",
+    "hypothesis",
+    "hypothesis.strategies",
+    "jsonschema",
+    "markdown_it",
+    "markdownify",
+    "pathspec",
+    "pexpect",
+    "platformdirs",
+    "prompt_toolkit",
+    "pygments",
+    "pygments.lexers",
+    "pypdf",
+    "pyte",
+    "rich.console",
+    "rich.live",
+    "rich.markdown",
+    "rich.syntax",
+    "rich.table",
+    "tomli_w",
+    "typer",
+)
+_untraced_setup()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Property tests run a hundred examples through paths the example tests measure: they run
+    # without the coverage tracer, which would double their time and measure nothing new.
+    for item in items:
+        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+            item.add_marker(pytest.mark.no_cover)
 
 
 @pytest.fixture(autouse=True)

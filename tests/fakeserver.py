@@ -888,6 +888,12 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _handle
 
 
+def _untrace() -> None:
+    """The server's threads run without the tests' coverage tracer (threading.settrace gives it
+    to every new thread): the server is not llmost, and traced it would be several times slower."""
+    sys.settrace(None)
+
+
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() joins the threads itself, after waking them
@@ -920,6 +926,7 @@ class _HTTPServer(ThreadingHTTPServer):
         t.start()
 
     def _run(self, request: Any, client_address: Any) -> None:
+        _untrace()
         try:
             self.process_request_thread(request, client_address)
         finally:
@@ -996,6 +1003,7 @@ class FakeServer:
         return self
 
     def _serve(self, httpd: _HTTPServer, wake: socket.socket) -> None:
+        _untrace()
         # Own accept loop instead of serve_forever(): stop() wakes it at once through the
         # socketpair rather than waiting for a poll interval (many tests start a server).
         with selectors.DefaultSelector() as sel:
@@ -1151,6 +1159,7 @@ class RecordingProxy:
         return self
 
     def _serve(self) -> None:
+        _untrace()
         assert self._sock is not None
         while not self._stop.is_set():
             try:
@@ -1160,6 +1169,7 @@ class RecordingProxy:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
+        _untrace()
         data = bytearray()
         with self._lock:
             index = len(self.connections)

@@ -203,6 +203,7 @@ def test_whole_stream_limit(server: fs.FakeServer, monkeypatch: pytest.MonkeyPat
         chat(make(server))
 
 
+@pytest.mark.no_cover  # a size test: the example tests measure these lines
 def test_model_list_limit_allows_100000_models(server: fs.FakeServer) -> None:
     biggest = max(fs.DEFAULT_MODELS, key=lambda m: len(json.dumps(m)))
     one = len(json.dumps(biggest, separators=(",", ":"))) + 1

@@ -62,6 +62,7 @@ def test_compressed_stream(server: fs.FakeServer) -> None:
     assert result.error is None and text(result) == "zipped"
 
 
+@pytest.mark.no_cover  # a size test: the example tests measure these lines
 @pytest.mark.parametrize("stream", [True, False])
 def test_decompression_bomb_is_refused(server: fs.FakeServer, stream: bool) -> None:
     headers = {"Content-Encoding": "gzip"}
@@ -76,6 +77,7 @@ def test_decompression_bomb_is_refused(server: fs.FakeServer, stream: bool) -> N
     assert "decompression bomb" in str(result.error) or "larger than" in str(result.error)
 
 
+@pytest.mark.no_cover  # a size test: the example tests measure these lines
 def test_a_stream_over_the_limit_is_refused(server: fs.FakeServer) -> None:
     piece = b'data: {"choices":[{"index":0,"delta":{"content":"' + b"x" * 60000 + b'"}}]}\n\n'
     server.add(fs.stream(fs.every(fs.raw(piece), 0, STREAM_LIMIT // len(piece) + 2)))

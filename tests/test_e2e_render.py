@@ -23,7 +23,7 @@ from llmost_cli import paths
 from llmost_cli.store.store import Store
 from llmost_cli.ui.mdrender import print_markdown
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, llmost_executable, write_config
+from tests.conftest import TEST_KEY, llmost_executable, untraced, write_config
 
 pytestmark = pytest.mark.pty
 
@@ -68,7 +68,8 @@ def finish(child: Any) -> tuple[int, str]:
 
 def screen(data: str) -> tuple[list[str], pyte.Screen]:
     term = pyte.HistoryScreen(COLS, ROWS, history=10_000)
-    pyte.Stream(term).feed(data)  # the pty already turned "\n" into "\r\n"
+    with untraced():
+        pyte.Stream(term).feed(data)  # the pty already turned "\n" into "\r\n"
     lines = ["".join(line[x].data for x in range(COLS)).rstrip() for line in term.history.top]
     lines += [line.rstrip() for line in term.display]
     while lines and not lines[-1]:
@@ -308,9 +309,10 @@ def test_resize_during_a_tall_code_block_leaves_no_copies(
     assert rc == 0
     term = pyte.HistoryScreen(COLS, ROWS, history=10_000)
     stream = pyte.Stream(term)
-    stream.feed(before)
-    xterm_resize(term, 12, 70)
-    stream.feed(rest)
+    with untraced():
+        stream.feed(before)
+        xterm_resize(term, 12, 70)
+        stream.feed(rest)
     rows = [*term.history.top, *(term.buffer[y] for y in range(term.lines))]
     text = ["".join(row[x].data for x in sorted(row)).strip() for row in rows]
     values = [line for line in text if line.startswith("value_")]

@@ -105,6 +105,7 @@ def test_clean_text_is_returned_as_is() -> None:
     assert escape(text) == text
 
 
+@pytest.mark.no_cover  # a size test: the example tests measure these lines
 def test_escape_is_linear() -> None:
     # work, not wall time: a regular expression over the text, no per-character Python loop
     clean = "the quick brown fox\n" * 20_000

@@ -22,7 +22,7 @@ from llmost_cli import paths
 from llmost_cli.core import models
 from llmost_cli.store.store import Store
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, declare_recording_tool, llmost_executable
+from tests.conftest import TEST_KEY, declare_recording_tool, llmost_executable, untraced
 
 pytestmark = pytest.mark.pty
 
@@ -60,7 +60,8 @@ class Repl:
         self.child.logfile_read = self
 
     def write(self, data: str) -> None:  # pexpect's logfile_read
-        self._stream.feed(data)
+        with untraced():
+            self._stream.feed(data)
 
     def flush(self) -> None:
         pass
