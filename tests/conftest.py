@@ -6,15 +6,19 @@ test can read or write the developer's real files or depend on another test.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import time
+import traceback
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +258,74 @@ def run_in_process(
             signal.signal(sig, handler)
     raw = out.getvalue()
     return Result(rc, raw.decode("utf-8", "replace"), err.getvalue(), raw)
+
+
+def forked(jobs: Sequence[Callable[[], str]], timeout: float = 60) -> list[str]:
+    """Run each job in a child process forked from this one, all released at once, and return
+    what each job returned.
+
+    Real processes, so that file locks and SQLite's locking are contended between processes,
+    without starting Python and importing llmost again in each child. A job that raises fails
+    the test with the child's traceback."""
+    go_read, go_write = os.pipe()
+    children: list[tuple[int, int]] = []
+    for job in jobs:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _child(job, go_read, go_write, read, write)  # never returns
+        os.close(write)
+        children.append((pid, read))
+    os.close(go_read)
+    os.write(go_write, b"g" * len(children))
+    os.close(go_write)
+    deadline = time.monotonic() + timeout
+    results, failures = [], []
+    try:
+        for pid, read in children:
+            data = _read_all(read, deadline)
+            _, status = os.waitpid(pid, 0)
+            (results if os.waitstatus_to_exitcode(status) == 0 else failures).append(data.decode())
+    finally:
+        for pid, read in children:
+            with contextlib.suppress(OSError):
+                os.close(read)
+            with contextlib.suppress(ChildProcessError, ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    assert not failures, failures[0]
+    return results
+
+
+def _child(job: Callable[[], str], go_read: int, go_write: int, read: int, write: int) -> None:
+    code = 1
+    try:
+        sys.settrace(None)  # what a child measures is lost with it: run at full speed
+        os.close(go_write)
+        os.close(read)
+        os.read(go_read, 1)  # wait for the others
+        out = job()
+        code = 0
+    except BaseException:
+        out = traceback.format_exc()
+    finally:
+        with contextlib.suppress(BaseException):
+            data = memoryview(out.encode())
+            while data:
+                data = data[os.write(write, data) :]
+        os._exit(code)
+
+
+def _read_all(fd: int, deadline: float) -> bytes:
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise AssertionError("a forked child did not finish in time")
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 @pytest.fixture

@@ -13,14 +13,14 @@ import sys
 import threading
 import time
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from llmost_cli import paths
 from llmost_cli.core import configfile
-from tests.conftest import llmost_executable
+from tests.conftest import forked, run_in_process
 from tests.test_config_cli import config_path, run_cli
 
 TEN_SETS = [
@@ -49,21 +49,13 @@ def mode(path: Path) -> int:
 
 
 def test_ten_parallel_sets_keep_every_key(isolated_env: Path) -> None:
-    procs = [
-        subprocess.Popen(
-            [llmost_executable(), "config", "set", key, value],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for key, value in TEN_SETS
-    ]
-    results = [(p.wait(timeout=60), p.stderr.read() if p.stderr else b"") for p in procs]
-    for proc in procs:
-        for stream in (proc.stdout, proc.stderr):
-            if stream:
-                stream.close()
-    assert [rc for rc, _ in results] == [0] * 10, results
+    environ = dict(os.environ)
+
+    def config_set(key: str, value: str) -> Callable[[], str]:
+        return lambda: repr(run_in_process(["config", "set", key, value], b"", environ))
+
+    results = forked([config_set(key, value) for key, value in TEN_SETS])  # 10 processes
+    assert all(r.startswith("Result(rc=0, ") for r in results), results
     path = config_path(isolated_env)
     table = tomllib.loads(path.read_text())["profiles"]["default"]
     assert sorted(table) == sorted(key for key, _ in TEN_SETS)

@@ -15,7 +15,7 @@ import pytest
 from llmost_cli import paths
 from llmost_cli.core import catalog
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, Runner, llmost_executable
+from tests.conftest import TEST_KEY, Runner, llmost_executable, run_in_process
 
 ALL_ROWS = [
     "anthropic/claude-3.5-sonnet\t200000\t3\t15\ttext,image,file",
@@ -306,6 +306,14 @@ def spawn(args: list[str], width: int, env: dict[str, str]) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", child.before or "")
 
 
+def on_terminal(args: list[str], width: int, env: dict[str, str]) -> str:
+    """In-process with stdout a terminal of ``width`` columns (COLUMNS; the pty's own size is
+    read in test_terminal_table)."""
+    r = run_in_process(args, b"", dict(os.environ) | env | {"COLUMNS": str(width)}, stdout_tty=True)
+    assert r.rc == 0, r
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stdout)
+
+
 @pytest.mark.pty
 def test_terminal_table(server: fs.FakeServer) -> None:
     env = {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
@@ -321,13 +329,12 @@ def test_terminal_table(server: fs.FakeServer) -> None:
     assert "meta-llama/llama-3.1-8b-instruct:free" in narrow
 
 
-@pytest.mark.pty
 def test_terminal_detail_and_bare_models(server: fs.FakeServer) -> None:
     env = {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
-    shown = spawn(["models", "show", "openai/gpt-4o"], 60, env)
+    shown = on_terminal(["models", "show", "openai/gpt-4o"], 60, env)
     assert "2.5 per 1M" in shown and "flagship multimodal" in shown
     server.models = [{"id": "llama3"}]
-    bare = spawn(["models", "--refresh"], 100, env)
+    bare = on_terminal(["models", "--refresh"], 100, env)
     assert bare.splitlines()[2].split() == ["llama3", "-", "-", "-", "-"]  # header, rule, row
 
 
@@ -360,15 +367,14 @@ EVIL = [
 ]
 
 
-@pytest.mark.pty
 def test_terminal_table_of_hostile_ids(server: fs.FakeServer) -> None:
     server.models = EVIL
     env = {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
-    shown = spawn(["models"], 100, env)
+    shown = on_terminal(["models"], 100, env)
     assert "evil[/bold]model" in shown and "acme/[/]" in shown
     assert "acme/␛]0;pwned␇title" in shown
     assert "\x1b]" not in shown and "\x07" not in shown
-    detail = spawn(["models", "show", "acme/\x1b]0;pwned\x07title"], 80, env)
+    detail = on_terminal(["models", "show", "acme/\x1b]0;pwned\x07title"], 80, env)
     assert "␛]52;c;cm0=␇ \\u202eboom" in detail and "\x1b]" not in detail
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from llmost_cli import paths
 from llmost_cli.store.store import Store
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, Runner, llmost_executable, write_config
+from tests.conftest import TEST_KEY, Runner, forked, run_in_process, write_config
 
 # --- big and odd input ------------------------------------------------------------------
 
@@ -102,21 +101,11 @@ def test_concurrent_writers_to_one_session(server: fs.FakeServer) -> None:
     server.set_default(fs.adaptive("answer"))
     env = dict(os.environ) | {"LLMOST_BASE_URL": server.base_url, "LLMOST_API_KEY": TEST_KEY}
 
-    def one(i: int) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(
-            [llmost_executable(), "ask", "--session", "S", f"question {i}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            env=env,
-            timeout=120,
-            check=False,
-        )
+    def one(i: int) -> Callable[[], str]:
+        return lambda: repr(run_in_process(["ask", "--session", "S", f"question {i}"], None, env))
 
-    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-        results = list(pool.map(one, range(WRITERS)))
-    assert [r.returncode for r in results] == [0] * WRITERS, [
-        r.stderr for r in results if r.returncode
-    ]
+    results = forked([one(i) for i in range(WRITERS)])  # WRITERS processes
+    assert all(r.startswith("Result(rc=0, ") for r in results), results
     with Store(paths.database_file()) as store:
         conv = store.get("S")
         assert conv is not None

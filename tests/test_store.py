@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import llmost_cli
 from llmost_cli.core.messages import Conversation, Message
 from llmost_cli.core.transcript import text_of
 from llmost_cli.errors import ExitCode, LlmostError, StoreError
 from llmost_cli.store import database, images
 from llmost_cli.store import store as store_mod
 from llmost_cli.store.store import Store
+from tests.conftest import forked
 
 DATA = Path(__file__).parent / "data"
-REPO = Path(llmost_cli.__file__).resolve().parents[1]
 PNG = (
     "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAC"
     "hwGA60e6kgAAAABJRU5ErkJggg=="
@@ -471,65 +468,24 @@ def test_migrates_v1(db_path: Path) -> None:
 
 # -- concurrency: real processes --------------------------------------------------------------
 
-WORKER = r"""
-import sys
-from pathlib import Path
-from llmost_cli.core.messages import Message
-from llmost_cli.store.store import Store
-
-path, mode, arg, i = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-if mode == "append":
-    store = Store(path)
-    print("ready", flush=True)
-    sys.stdin.readline()
-    conv_id = arg
-else:  # open a file that may not exist yet, and the named conversation, at the same time
-    print("ready", flush=True)
-    sys.stdin.readline()
-    store = Store(path)
-    conv_id = store.get_or_create(arg).id
-store.append(conv_id, [Message("user", f"q{i}"), Message("assistant", f"a{i}")])
-store.close()
-print(conv_id, flush=True)
-"""
-
 
 def run_together(db_path: Path, mode: str, arg: str, n: int) -> list[str]:
-    """Start n processes, let each get ready, then release them all at once."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(db_path), mode, arg, str(i)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for i in range(n)
-    ]
-    outputs = []
-    try:
-        for p in procs:
-            assert p.stdout is not None
-            assert p.stdout.readline() == "ready\n", p.stderr.read() if p.stderr else ""
-        for p in procs:
-            assert p.stdin is not None
-            p.stdin.write("go\n")
-            p.stdin.flush()
-        for p in procs:
-            out, err = p.communicate(timeout=60)
-            assert p.returncode == 0, err
-            outputs.append(out.strip())
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.communicate()
-    return outputs
+    """n processes, each with its own Store, released at once (forked: see conftest.forked).
+
+    ``append``: each opens the file, then all append a pair to conversation ``arg`` at once.
+    ``session``: all open a file that may not exist yet, and the named conversation, at once."""
+
+    def worker(i: int) -> Callable[[], str]:
+        def run() -> str:
+            store = Store(db_path)
+            conv_id = arg if mode == "append" else store.get_or_create(arg).id
+            store.append(conv_id, [Message("user", f"q{i}"), Message("assistant", f"a{i}")])
+            store.close()
+            return conv_id
+
+        return run
+
+    return forked([worker(i) for i in range(n)])
 
 
 def assert_each_pair_once(messages: list[Message], n: int) -> None:

@@ -104,7 +104,7 @@ TOKENS = [
 ]  # fmt: skip
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(st.sampled_from(TOKENS), max_size=60), st.lists(st.integers(min_value=0)))
 def test_sse_shaped_garbage_raises_only_documented_errors(
     tokens: list[bytes], cuts: list[int]
@@ -203,7 +203,7 @@ def check_safe(got: list[StreamEvent]) -> None:
             assert len(event.message) <= 1000 and "\n" not in event.message
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(TEMPLATES), values), min_size=1, max_size=5))
 def test_hostile_json_values_raise_only_documented_errors(
     events_spec: list[tuple[str, str]],
@@ -256,7 +256,7 @@ json_trees = st.recursive(
 )
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(json_trees, st.integers(min_value=0, max_value=8), st.booleans())
 def test_depth_check_is_exact_on_json(value: Any, limit: int, ascii_only: bool) -> None:
     from llmost_cli.api import safejson
