@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -117,6 +118,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
             item.add_marker(pytest.mark.no_cover)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("no_cover") is None:
+        return (yield)
+    # pytest-cov pauses its collector for these, but in an xdist worker it has started two
+    # (pytest-cov 7.1), and pausing one resumes the other: untrace whatever is installed.
+    thread_trace = threading.gettrace()
+    threading.settrace(None)  # type: ignore[arg-type]
+    try:
+        with untraced():
+            return (yield)
+    finally:
+        threading.settrace(thread_trace)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)

@@ -24,6 +24,7 @@ from llmost_cli.store.store import Store
 from llmost_cli.ui.mdrender import print_markdown
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, llmost_executable, untraced, write_config
+from tests.terminal import ScrollbackScreen, screen_lines, xterm_resize
 
 pytestmark = pytest.mark.pty
 
@@ -67,14 +68,8 @@ def finish(child: Any) -> tuple[int, str]:
 
 
 def screen(data: str) -> tuple[list[str], pyte.Screen]:
-    term = pyte.HistoryScreen(COLS, ROWS, history=10_000)
-    with untraced():
-        pyte.Stream(term).feed(data)  # the pty already turned "\n" into "\r\n"
-    lines = ["".join(line[x].data for x in range(COLS)).rstrip() for line in term.history.top]
-    lines += [line.rstrip() for line in term.display]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines, term
+    # the pty already turned "\n" into "\r\n"
+    return screen_lines(data, COLS, ROWS, newline_mode=False)
 
 
 def whole(text: str) -> list[str]:
@@ -275,24 +270,6 @@ def test_spinner_on_stderr_when_stdout_is_piped(
     assert not term.cursor.hidden
 
 
-def xterm_resize(term: pyte.HistoryScreen, lines: int, columns: int) -> None:
-    """Shrink like xterm: rows above the cursor that no longer fit scroll into the history,
-    where no program can erase them any more; columns are cut."""
-    y = term.cursor.y
-    push = max(0, y + 1 - lines)
-    term.cursor.y = term.lines - 1
-    for _ in range(push):
-        term.index()
-    term.cursor.y = y - push
-    for row in range(lines, term.lines):
-        term.buffer.pop(row, None)
-    for line in term.buffer.values():
-        for x in range(columns, term.columns):
-            line.pop(x, None)
-    term.lines, term.columns = lines, columns
-    term.set_margins()
-
-
 def test_resize_during_a_tall_code_block_leaves_no_copies(
     server: fs.FakeServer, children: list[Any]
 ) -> None:
@@ -307,7 +284,7 @@ def test_resize_during_a_tall_code_block_leaves_no_copies(
     child.kill(signal.SIGWINCH)
     rc, rest = finish(child)
     assert rc == 0
-    term = pyte.HistoryScreen(COLS, ROWS, history=10_000)
+    term = ScrollbackScreen(COLS, ROWS)
     stream = pyte.Stream(term)
     with untraced():
         stream.feed(before)

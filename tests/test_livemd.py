@@ -31,6 +31,7 @@ from llmost_cli.ui import mdrender
 from llmost_cli.ui.livemd import BlockSplitter, LiveMarkdown, Spinner
 from llmost_cli.ui.mdrender import print_markdown
 from tests.conftest import untraced
+from tests.terminal import ScrollbackScreen, all_lines, screen_lines, xterm_resize
 
 CORPUS = sorted((Path(__file__).parent / "data" / "md_corpus").glob("*.md"))
 
@@ -120,15 +121,7 @@ def stream(
 
 def screen(data: str, width: int = WIDTH, height: int = HEIGHT) -> tuple[list[str], pyte.Screen]:
     """Final scrollback + screen text of a terminal that received ``data``."""
-    term = pyte.HistoryScreen(width, height, history=100_000)
-    term.set_mode(pyte.modes.LNM)  # the tty turns "\n" into "\r\n"
-    with untraced():
-        pyte.Stream(term).feed(data)
-    lines = ["".join(line[x].data for x in range(width)).rstrip() for line in term.history.top]
-    lines += [line.rstrip() for line in term.display]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines, term
+    return screen_lines(data, width, height, newline_mode=True)  # the tty's "\n" is "\r\n"
 
 
 # --- the block splitter (pure) ---
@@ -690,32 +683,6 @@ def test_a_code_block_background_reaches_the_edge_without_spaces() -> None:
     assert row[WIDTH - 1].bg == row[0].bg != "default"
 
 
-def xterm_resize(term: pyte.HistoryScreen, lines: int, columns: int) -> None:
-    """Shrink like xterm: rows above the cursor that no longer fit scroll into the history
-    (the emulator cannot erase them any more); columns are cut."""
-    y = term.cursor.y
-    push = max(0, y + 1 - lines)
-    term.cursor.y = term.lines - 1
-    for _ in range(push):
-        term.index()
-    term.cursor.y = y - push
-    for row in range(lines, term.lines):
-        term.buffer.pop(row, None)
-    for line in term.buffer.values():
-        for x in range(columns, term.columns):
-            line.pop(x, None)
-    term.lines, term.columns = lines, columns
-    term.set_margins()
-
-
-def all_lines(term: pyte.HistoryScreen) -> list[str]:
-    rows = [*term.history.top, *(term.buffer[y] for y in range(term.lines))]
-    lines = ["".join(row[x].data for x in sorted(row)).rstrip() for row in rows]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
-
-
 @pytest.mark.parametrize(
     "size", [(60, 12), pytest.param((40, 6), marks=stress), pytest.param((80, 3), marks=stress)]
 )
@@ -723,7 +690,7 @@ def test_resizing_during_a_tall_code_block_leaves_no_copies(size: tuple[int, int
     code = "".join(f"value_{n} = compute({n})\n" for n in range(150))
     text = "Before.\n\n```python\n" + code + "```\n\nAfter.\n"
     console = make_console()
-    term = pyte.HistoryScreen(WIDTH, HEIGHT, history=10_000)
+    term = ScrollbackScreen(WIDTH, HEIGHT)
     term.set_mode(pyte.modes.LNM)
     emulator = pyte.Stream(term)
     fed = 0

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import pyte
 import pytest
 
 from llmost_cli.core.events import ReasoningDelta, TextDelta, Usage
@@ -22,6 +21,7 @@ from llmost_cli.core.models import Summary
 from llmost_cli.errors import APIError
 from llmost_cli.ui import tables
 from llmost_cli.ui.output import UI, MarkdownWriter, PlainWriter, format_cost
+from tests.terminal import screen_lines
 
 WIDTH = 60
 # What the server may send, and what a terminal must show for it instead.
@@ -66,13 +66,7 @@ def no_leak(data: str) -> None:
 
 
 def screen(data: str, width: int = WIDTH) -> list[str]:
-    term = pyte.HistoryScreen(width, 24, history=1000)
-    term.set_mode(pyte.modes.LNM)
-    pyte.Stream(term).feed(data)
-    lines = ["".join(line[x].data for x in range(width)).rstrip() for line in term.history.top]
-    lines += [line.rstrip() for line in term.display]
-    while lines and not lines[-1]:
-        lines.pop()
+    lines, term = screen_lines(data, width, 24, newline_mode=True)
     assert term.title == ""  # no OSC 0/2 reached the emulator
     return lines
 
