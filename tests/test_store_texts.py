@@ -162,7 +162,7 @@ def test_a_text_twice_in_a_message_and_texts_inside_texts(store: Store, db_path:
     assert counts(db_path) == (2, 2)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(
     st.lists(st.text(min_size=0, max_size=30), min_size=1, max_size=6),
     st.lists(st.integers(min_value=0, max_value=5), max_size=6),
