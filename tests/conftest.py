@@ -112,6 +112,27 @@ _LIBRARIES = (
 _untraced_setup()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        _precompile(config)
+
+
+def _precompile(config: pytest.Config) -> None:
+    """Rewrite the tests' asserts once, before the xdist workers start: on a fresh clone each
+    worker would otherwise rewrite every test module itself (most of its collection time)."""
+    root = Path(__file__).resolve().parent
+    try:  # pytest's own cache of rewritten test modules (private: skipped if it changes)
+        state = config.stash[_pytest_rewrite.assertstate_key]
+        with untraced():
+            for path in [*sorted(root.glob("test_*.py")), root / "conftest.py"]:
+                pyc = _pytest_rewrite.get_cache_dir(path) / (path.stem + _pytest_rewrite.PYC_TAIL)
+                if _pytest_rewrite._read_pyc(path, pyc, state.trace) is None:
+                    source_hash, code = _pytest_rewrite._rewrite_test(path, config)
+                    _pytest_rewrite._write_pyc(state, code, source_hash, pyc)
+    except Exception:  # only an optimisation: the workers rewrite what is missing
+        pass
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Property tests run a hundred examples through paths the example tests measure: they run
     # without the coverage tracer, which would double their time and measure nothing new.
@@ -127,12 +148,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     # pytest-cov pauses its collector for these, but in an xdist worker it has started two
     # (pytest-cov 7.1), and pausing one resumes the other: untrace whatever is installed.
     thread_trace = threading.gettrace()
-    threading.settrace(None)  # type: ignore[arg-type]
+    threading.settrace(None)
     try:
         with untraced():
             return (yield)
     finally:
-        threading.settrace(thread_trace)  # type: ignore[arg-type]
+        threading.settrace(thread_trace)
 
 
 @pytest.fixture(autouse=True)
@@ -296,7 +317,8 @@ def forked(jobs: Sequence[Callable[[], str]], timeout: float = 60) -> list[str]:
     os.write(go_write, b"g" * len(children))
     os.close(go_write)
     deadline = time.monotonic() + timeout
-    results, failures = [], []
+    results: list[str] = []
+    failures: list[str] = []
     try:
         for pid, read in children:
             data = _read_all(read, deadline)
@@ -333,7 +355,7 @@ def _child(job: Callable[[], str], go_read: int, go_write: int, read: int, write
 
 
 def _read_all(fd: int, deadline: float) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([fd], [], [], left)[0]:
