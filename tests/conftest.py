@@ -133,14 +133,6 @@ def _precompile(config: pytest.Config) -> None:
         pass
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Property tests run a hundred examples through paths the example tests measure: they run
-    # without the coverage tracer, which would double their time and measure nothing new.
-    for item in items:
-        if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
-            item.add_marker(pytest.mark.no_cover)
-
-
 @pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if item.get_closest_marker("no_cover") is None:

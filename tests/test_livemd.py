@@ -234,7 +234,6 @@ LINES = [
 ]  # fmt: skip
 
 
-@stress
 @settings(max_examples=60, deadline=None)
 @given(
     lines=st.lists(st.sampled_from(LINES), min_size=1, max_size=25),
@@ -763,7 +762,6 @@ def test_a_wide_or_long_code_line_is_folded_whole() -> None:
     assert [sum(seg.cell_length for seg in row) for row in rows] == [11, 11, 3]  # 1 + 10
 
 
-@stress
 def test_frames_of_a_huge_code_line_paint_only_what_shows(monkeypatch: pytest.MonkeyPatch) -> None:
     painted: list[int] = []
     rows = mdrender.CodePainter.rows

@@ -949,6 +949,7 @@ _op = st.one_of(
 )
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_op, max_size=12))
 def test_search_matches_a_plain_scan_after_any_changes(tmp_path_factory: Any, ops: Any) -> None:

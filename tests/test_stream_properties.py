@@ -10,6 +10,7 @@ import contextlib
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -72,6 +73,7 @@ def joined(got: list[StreamEvent]) -> list[StreamEvent]:
     return out
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(sse_streams(), st.lists(st.integers(min_value=0), max_size=30))
 def test_any_split_gives_the_same_events(stream: tuple[bytes, list[str]], cuts: list[int]) -> None:
@@ -84,6 +86,7 @@ def test_any_split_gives_the_same_events(stream: tuple[bytes, list[str]], cuts: 
     assert [e.text for e in by_byte if isinstance(e, TextDelta)] == pieces  # a read per event
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=80, deadline=None)
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0), max_size=10))
 def test_garbage_raises_only_documented_errors(data: bytes, cuts: list[int]) -> None:
@@ -104,6 +107,7 @@ TOKENS = [
 ]  # fmt: skip
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.sampled_from(TOKENS), max_size=60), st.lists(st.integers(min_value=0)))
 def test_sse_shaped_garbage_raises_only_documented_errors(
@@ -113,6 +117,7 @@ def test_sse_shaped_garbage_raises_only_documented_errors(
         events(split(b"".join(tokens), cuts))
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=60, deadline=None)
 @given(sse_streams(), st.integers(min_value=1))
 def test_truncated_stream_is_network_error_or_complete(
@@ -203,6 +208,7 @@ def check_safe(got: list[StreamEvent]) -> None:
             assert len(event.message) <= 1000 and "\n" not in event.message
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(TEMPLATES), values), min_size=1, max_size=5))
 def test_hostile_json_values_raise_only_documented_errors(
@@ -224,6 +230,7 @@ def test_hostile_json_values_raise_only_documented_errors(
     check_safe(got)
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(TEMPLATES), values)
 def test_hostile_json_bodies_raise_only_documented_errors(template: str, value: str) -> None:
@@ -256,6 +263,7 @@ json_trees = st.recursive(
 )
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=80, deadline=None)
 @given(json_trees, st.integers(min_value=0, max_value=8), st.booleans())
 def test_depth_check_is_exact_on_json(value: Any, limit: int, ascii_only: bool) -> None:
@@ -265,6 +273,7 @@ def test_depth_check_is_exact_on_json(value: Any, limit: int, ascii_only: bool) 
     assert safejson.depth_ok(text, limit) == (json_depth(value) <= limit)
 
 
+@pytest.mark.no_cover  # a property over paths the example tests measure
 @settings(max_examples=80, deadline=None)
 @given(json_trees, st.lists(st.integers(min_value=0), max_size=20))
 def test_depth_gauge_matches_the_whole_text(value: Any, cuts: list[int]) -> None:
