@@ -298,28 +298,27 @@ def forked(jobs: Sequence[Callable[[], str]], timeout: float = 60) -> list[str]:
     the test with the child's traceback."""
     go_read, go_write = os.pipe()
     children: list[tuple[int, int]] = []
-    for job in jobs:
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            _child(job, go_read, go_write, read, write)  # never returns
-        os.close(write)
-        children.append((pid, read))
-    os.close(go_read)
-    os.write(go_write, b"g" * len(children))
-    os.close(go_write)
-    deadline = time.monotonic() + timeout
     results: list[str] = []
     failures: list[str] = []
-    try:
+    try:  # whatever fails here, no child is left waiting
+        for job in jobs:
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                _child(job, go_read, go_write, read, write)  # never returns
+            os.close(write)
+            children.append((pid, read))
+        os.write(go_write, b"g" * len(children))
+        deadline = time.monotonic() + timeout
         for pid, read in children:
             data = _read_all(read, deadline)
             _, status = os.waitpid(pid, 0)
             (results if os.waitstatus_to_exitcode(status) == 0 else failures).append(data.decode())
     finally:
-        for pid, read in children:
+        for fd in (go_read, go_write, *(read for _, read in children)):
             with contextlib.suppress(OSError):
-                os.close(read)
+                os.close(fd)
+        for pid, _ in children:
             with contextlib.suppress(ChildProcessError, ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)

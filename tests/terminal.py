@@ -44,11 +44,6 @@ class _History:
         self.top: list[Any] = []
 
 
-def feed(term: pyte.Screen, data: str) -> None:
-    with untraced():
-        pyte.Stream(term).feed(data)
-
-
 def screen_lines(
     data: str, width: int, height: int, *, newline_mode: bool
 ) -> tuple[list[str], ScrollbackScreen]:
@@ -57,7 +52,8 @@ def screen_lines(
     term = ScrollbackScreen(width, height)
     if newline_mode:
         term.set_mode(pyte.modes.LNM)
-    feed(term, data)
+    with untraced():
+        pyte.Stream(term).feed(data)
     lines = ["".join(line[x].data for x in range(width)).rstrip() for line in term.history.top]
     lines += [line.rstrip() for line in term.display]
     while lines and not lines[-1]:

@@ -244,8 +244,10 @@ def test_random_documents_render_like_the_whole(
     lines: list[str], seed: int, final_newline: bool
 ) -> None:
     # a reference used before its definition is a known limit: that block is already printed
+    # (a definition line can be a use too: the continuation of a paragraph or list item)
     definition = "[ref]: https://example.com"
-    assume("see [ref]" not in lines[: lines.index(definition) if definition in lines else 0])
+    first_use = next((line for line in lines if "[ref]" in line), None)
+    assume(definition not in lines or (lines.count(definition) == 1 and first_use == definition))
     text = "\n".join(lines) + ("\n" if final_newline else "")
     rnd = random.Random(seed)
     chunks, pos = [], 0

@@ -472,7 +472,7 @@ def test_migrates_v1(db_path: Path) -> None:
 def run_together(db_path: Path, mode: str, arg: str, n: int) -> list[str]:
     """n processes, each with its own Store, released at once (forked: see conftest.forked).
 
-    ``append``: each opens the file, then all append a pair to conversation ``arg`` at once.
+    ``append``: all open the file and append a pair to conversation ``arg`` at once.
     ``session``: all open a file that may not exist yet, and the named conversation, at once."""
 
     def worker(i: int) -> Callable[[], str]:
