@@ -6,6 +6,7 @@ test can read or write the developer's real files or depend on another test.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import importlib
 import io
@@ -64,13 +65,8 @@ def untraced() -> Iterator[None]:
         sys.settrace(trace)
 
 
-def _untraced_setup() -> None:
-    """Work of the test run that is not llmost, done without the coverage tracer: importing the
-    libraries llmost and the tests use (llmost's own modules are still imported traced, so
-    their module-level lines count), and pytest's rewriting of the tests' asserts."""
-    with untraced():
-        for name in _LIBRARIES:
-            importlib.import_module(name)
+def _untraced_rewriting() -> None:
+    """pytest's rewriting of the tests' asserts, done without the coverage tracer."""
     rewrite = getattr(_pytest_rewrite, "rewrite_asserts", None)
     if rewrite is None or getattr(rewrite, "untraced", False):
         return
@@ -83,6 +79,8 @@ def _untraced_setup() -> None:
     _pytest_rewrite.rewrite_asserts = rewrite_asserts
 
 
+# The libraries llmost and the tests use, imported before the tests and without the coverage
+# tracer (llmost's own modules are still imported traced, so their module-level lines count).
 _LIBRARIES = (
     "bs4",
     "h11",
@@ -109,28 +107,53 @@ _LIBRARIES = (
     "tomli_w",
     "typer",
 )
-_untraced_setup()
+_untraced_rewriting()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
+        # The xdist controller runs no test: it only prepares what every worker would repeat.
         _precompile(config)
+        return
+    with untraced():
+        for name in _LIBRARIES:
+            importlib.import_module(name)
 
 
 def _precompile(config: pytest.Config) -> None:
-    """Rewrite the tests' asserts once, before the xdist workers start: on a fresh clone each
-    worker would otherwise rewrite every test module itself (most of its collection time)."""
+    """Rewrite the tests' asserts once, before the xdist workers start, in two processes (the
+    machine has two cores): on a fresh clone each worker would otherwise rewrite every test
+    module itself, most of its collection time."""
     root = Path(__file__).resolve().parent
     try:  # pytest's own cache of rewritten test modules (private: skipped if it changes)
         state = config.stash[_pytest_rewrite.assertstate_key]
-        with untraced():
-            for path in [*sorted(root.glob("test_*.py")), root / "conftest.py"]:
-                pyc = _pytest_rewrite.get_cache_dir(path) / (path.stem + _pytest_rewrite.PYC_TAIL)
-                if _pytest_rewrite._read_pyc(path, pyc, state.trace) is None:
-                    source_hash, code = _pytest_rewrite._rewrite_test(path, config)
-                    _pytest_rewrite._write_pyc(state, code, source_hash, pyc)
+        cache = _pytest_rewrite.get_cache_dir(root / "conftest.py")
+        if not _pytest_rewrite.try_makedirs(cache):
+            return
+        todo = []
+        for path in [*sorted(root.glob("test_*.py")), root / "conftest.py"]:
+            pyc = cache / (path.stem + _pytest_rewrite.PYC_TAIL)
+            if _pytest_rewrite._read_pyc(path, pyc, state.trace) is None:
+                todo.append((path, pyc))
+        pid = os.fork() if len(todo) > 1 else -1
+        if pid == 0:  # the child takes every other module, and never returns into pytest
+            try:
+                compileall.compile_dir(root.parent / "llmost_cli", quiet=2)  # as the workers would
+                _rewrite(config, state, todo[0::2])
+            finally:
+                os._exit(0)
+        _rewrite(config, state, todo[1::2] if pid > 0 else todo)
+        if pid > 0:
+            os.waitpid(pid, 0)
     except Exception:  # only an optimisation: the workers rewrite what is missing
         pass
+
+
+def _rewrite(config: pytest.Config, state: Any, todo: list[tuple[Path, Path]]) -> None:
+    with untraced():
+        for path, pyc in todo:
+            source_stat, code = _pytest_rewrite._rewrite_test(path, config)
+            _pytest_rewrite._write_pyc(state, code, source_stat, pyc)
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
