@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import compileall
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -17,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -111,6 +111,8 @@ _untraced_rewriting()
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_TestBody(), "llmost-test-body")
+    _stop_stray_coverage(config)
     if not hasattr(config, "workerinput") and config.getoption("numprocesses", None):
         # The xdist controller runs no test: it only prepares what every worker would repeat.
         _precompile(config)
@@ -156,19 +158,91 @@ def _rewrite(config: pytest.Config, state: Any, todo: list[tuple[Path, Path]]) -
             _pytest_rewrite._write_pyc(state, code, source_stat, pyc)
 
 
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if item.get_closest_marker("no_cover") is None:
+# The coverage tracer runs only while a test's own body does: pytest's machinery, fixtures and
+# hypothesis's example generation run untraced (on Python 3.11 an installed tracer makes all
+# code of the thread about twice as slow, measured or not). Fixtures that run llmost code do
+# so in the tests too. The collector is paused and resumed (coverage's private API: without
+# it everything stays traced, only slower); a resumed tracer starts afresh at its call depth.
+_COLLECTOR = pytest.StashKey[Any]()
+
+
+def _collector() -> Any:
+    """The running coverage collector of this process, or None."""
+    coverage = sys.modules.get("coverage")
+    cov = coverage.Coverage.current() if coverage is not None else None
+    collector = getattr(cov, "_collector", None)
+    if not getattr(cov, "_started", False) or not hasattr(collector, "pause"):
+        return None
+    return collector
+
+
+def _stop_stray_coverage(config: pytest.Config) -> None:
+    """pytest-cov 7.1 also starts its controller's collector in each xdist worker, beneath the
+    worker's own: it measures nothing that is reported, but pausing the worker's (for a
+    ``no_cover`` test) resumes it. Stopped here, before the worker's starts."""
+    coverage = sys.modules.get("coverage")
+    if hasattr(config, "workerinput") and coverage is not None:
+        stray = coverage.Coverage.current()
+        if stray is not None:
+            stray.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    collector = item.stash[_COLLECTOR] = _collector()
+    if collector is None:
         return (yield)
-    # pytest-cov pauses its collector for these, but in an xdist worker it has started two
-    # (pytest-cov 7.1), and pausing one resumes the other: untrace whatever is installed.
-    thread_trace = threading.gettrace()
-    threading.settrace(None)
+    collector.pause()
     try:
-        with untraced():
-            return (yield)
+        return (yield)
     finally:
-        threading.settrace(thread_trace)
+        collector.resume()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    collector = item.stash.get(_COLLECTOR, None)
+    if collector is None:
+        return (yield)
+    collector.resume()
+    try:
+        return (yield)
+    finally:
+        collector.pause()
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def _test_body(item: pytest.Item) -> Iterator[None]:
+    """Innermost around the test: hypothesis generates examples untraced, runs each traced."""
+    collector = item.stash.get(_COLLECTOR, None)
+    hypothesis = getattr(getattr(item, "obj", None), "hypothesis", None)
+    inner = getattr(hypothesis, "inner_test", None)
+    if collector is None or inner is None or item.get_closest_marker("no_cover") is not None:
+        return (yield)
+
+    # hypothesis lets plugins wrap the test it calls with each example (``inner_test``); wraps
+    # keeps the digest hypothesis derives its seed and database key from
+    @functools.wraps(inner)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        collector.resume()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            collector.pause()
+
+    hypothesis.inner_test = traced
+    collector.pause()
+    try:
+        return (yield)
+    finally:
+        collector.resume()
+        hypothesis.inner_test = inner
+
+
+class _TestBody:
+    """``_test_body`` as a plugin: a conftest can hold only one ``pytest_runtest_call``."""
+
+    pytest_runtest_call = staticmethod(_test_body)
 
 
 @pytest.fixture(autouse=True)
