@@ -57,6 +57,14 @@ def untraced() -> Iterator[None]:
     """Runs a block of the test's own work (the pyte terminal emulator) without the coverage
     tracer, which makes pure-Python code several times slower and measures nothing of llmost
     there. Code of llmost must not run inside."""
+    collector = _collector()
+    if collector is not None:  # paused and resumed: the tracer starts afresh at its depth
+        collector.pause()
+        try:
+            yield
+        finally:
+            collector.resume()
+        return
     trace = sys.gettrace()
     sys.settrace(None)
     try:
