@@ -185,11 +185,13 @@ def _collector() -> Any:
 
 
 def _stop_stray_coverage(config: pytest.Config) -> None:
-    """pytest-cov 7.1 also starts its controller's collector in each xdist worker, beneath the
-    worker's own: it measures nothing that is reported, but pausing the worker's (for a
-    ``no_cover`` test) resumes it. Stopped here, before the worker's starts."""
+    """In an xdist run, stop the collector pytest-cov has already started: in the controller
+    (it runs no test, yet its tracer would slow the report it computes) and in each worker,
+    where pytest-cov 7.1 starts the controller's too, beneath the worker's own: it measures
+    nothing that is reported, but pausing the worker's (for ``no_cover``) would resume it."""
     coverage = sys.modules.get("coverage")
-    if hasattr(config, "workerinput") and coverage is not None:
+    xdist = hasattr(config, "workerinput") or config.getoption("numprocesses", None)
+    if xdist and coverage is not None:
         stray = coverage.Coverage.current()
         if stray is not None:
             stray.stop()
