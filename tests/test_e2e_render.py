@@ -1,7 +1,9 @@
 """``llmost ask`` on a terminal: live markdown, spinner, and a clean terminal afterwards.
 
-The child runs in a real pseudo-terminal (pexpect); what it wrote is replayed through the
-``pyte`` terminal emulator, so the assertions are about what a user would see on the screen.
+The child runs in a real pseudo-terminal (pexpect) where only a real one proves it: the
+terminal found and measured, signals, resizes, stdout piped beside a terminal. The rest runs
+in this process with a terminal's streams (``in_terminal``). What was written is replayed
+through the ``pyte`` terminal emulator, so the assertions are about what a user would see.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from llmost_cli import paths
 from llmost_cli.store.store import Store
 from llmost_cli.ui.mdrender import print_markdown
 from tests import fakeserver as fs
-from tests.conftest import TEST_KEY, llmost_executable, untraced, write_config
+from tests.conftest import TEST_KEY, llmost_executable, run_in_process, untraced, write_config
 from tests.terminal import ScrollbackScreen, screen_lines, xterm_resize
 
 pytestmark = pytest.mark.pty
@@ -57,6 +59,22 @@ def spawn(server: fs.FakeServer, *args: str, env: dict[str, str] | None = None) 
         encoding="utf-8",
         timeout=15,
     )
+
+
+def in_terminal(
+    server: fs.FakeServer, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """``llmost ask ARGS`` in this process, stdout and stderr a terminal of COLS x ROWS."""
+    full = dict(os.environ) | {
+        "LLMOST_BASE_URL": server.base_url,
+        "LLMOST_API_KEY": TEST_KEY,
+        "TERM": "xterm-256color",
+        "COLUMNS": str(COLS),
+        "LINES": str(ROWS),
+    }
+    full |= env or {}
+    r = run_in_process(["ask", *args], b"", full, stdout_tty=True, stderr_tty=True)
+    return r.rc, r.stdout, r.stderr
 
 
 def finish(child: Any) -> tuple[int, str]:
@@ -122,9 +140,7 @@ def test_spinner_until_the_first_token_leaves_no_trace(
 @pytest.mark.parametrize(
     "how", ["--no-markdown", "config markdown = false", "NO_COLOR"], ids=["flag", "config", "env"]
 )
-def test_markdown_off_or_no_color(
-    server: fs.FakeServer, children: list[Any], isolated_env: Any, how: str
-) -> None:
+def test_markdown_off_or_no_color(server: fs.FakeServer, isolated_env: Any, how: str) -> None:
     server.add(fs.stream_text(fs.split_text(ANSWER, 5)))
     args, env = ["hi"], {}
     if how == "--no-markdown":
@@ -133,16 +149,14 @@ def test_markdown_off_or_no_color(
         write_config(isolated_env, "[profiles.default]\nmarkdown = false\n")
     else:
         env["NO_COLOR"] = "1"
-    child = spawn(server, *args, env=env)
-    children.append(child)
-    rc, data = finish(child)
+    rc, data, _ = in_terminal(server, *args, env=env)
     assert rc == 0
     if how == "NO_COLOR":
         colours = re.findall(r"\x1b\[([0-9;]*)m", data)
         assert not [c for c in colours if re.search(r"(^|;)(3[0-9]|4[0-9]|9[0-7]|38|48)(;|$)", c)]
         assert "# Plan" not in data  # still rendered as markdown
     else:
-        assert data.replace("\r\n", "\n") == ANSWER  # the raw text, byte for byte
+        assert data == ANSWER  # the raw text, byte for byte
 
 
 def test_ctrl_c_mid_render_leaves_a_clean_terminal_and_stores_the_partial(
@@ -200,21 +214,21 @@ def no_trailing_spaces(data: str) -> None:
 
 @pytest.mark.parametrize("markdown", [True, False], ids=["markdown", "--no-markdown"])
 def test_a_hostile_answer_is_shown_escaped_on_the_terminal(
-    server: fs.FakeServer, children: list[Any], markdown: bool
+    server: fs.FakeServer, markdown: bool
 ) -> None:
     server.add(
         fs.stream_text(fs.split_text(HOSTILE_ANSWER, 3), reasoning=[f"think {HOSTILE}", "\n"])
     )
-    child = spawn(server, *([] if markdown else ["--no-markdown"]), "hi")
-    children.append(child)
-    rc, data = finish(child)
+    rc, out, err = in_terminal(server, *([] if markdown else ["--no-markdown"]), "hi")
     assert rc == 0
-    assert "\x1b]" not in data and "\x9b" not in data and "\u202e" not in data
-    assert "\x1b[2J" not in data and "\x1b[31m" not in data
-    lines, term = screen(data)
+    for data in (out, err):
+        assert "\x1b]" not in data and "\x9b" not in data and "\u202e" not in data
+        assert "\x1b[2J" not in data and "\x1b[31m" not in data
+    lines, term = screen_lines(out, COLS, ROWS, newline_mode=True)
     assert term.title == ""
-    shown = "\n".join(lines)
-    assert shown.count(SHOWN) == 4  # reasoning (stderr), paragraph, code block, inline code
+    assert "\n".join(lines).count(SHOWN) == 3  # paragraph, code block, inline code
+    lines, _ = screen_lines(err, COLS, ROWS, newline_mode=True)
+    assert "\n".join(lines).count(SHOWN) == 1  # the reasoning
 
 
 def test_a_piped_answer_stays_byte_exact(llmost: Any, server: fs.FakeServer) -> None:
@@ -224,20 +238,16 @@ def test_a_piped_answer_stays_byte_exact(llmost: Any, server: fs.FakeServer) -> 
     assert r.stdout_bytes == (HOSTILE_ANSWER + "\r\n").encode()
 
 
-def test_links_line_breaks_and_no_trailing_spaces(
-    server: fs.FakeServer, children: list[Any]
-) -> None:
+def test_links_line_breaks_and_no_trailing_spaces(server: fs.FakeServer) -> None:
     answer = (
         "Roses are red,\nviolets are blue.\n\n"
         "See [the docs](https://docs.example/a) or <https://docs.example/b>.\n\n"
         "```python\nx = 1\n```\n"
     )
     server.add(fs.stream_text(fs.split_text(answer, 2), delay=0.002))
-    child = spawn(server, "hi")
-    children.append(child)
-    rc, data = finish(child)
+    rc, data, _ = in_terminal(server, "hi")
     assert rc == 0
-    lines, _ = screen(data)
+    lines, _ = screen_lines(data, COLS, ROWS, newline_mode=True)
     assert lines[:2] == ["Roses are red,", "violets are blue."]
     assert "See the docs (https://docs.example/a) or https://docs.example/b." in lines
     assert "\x1b]8;" not in data
