@@ -13,11 +13,13 @@ import importlib
 import io
 import json
 import os
+import re
 import select
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -253,6 +255,15 @@ class _TestBody:
     """``_test_body`` as a plugin: a conftest can hold only one ``pytest_runtest_call``."""
 
     pytest_runtest_call = staticmethod(_test_body)
+
+
+@pytest.fixture
+def tmp_path(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    """A new directory under pytest's base temporary directory, as pytest's own ``tmp_path``
+    but not numbered: pytest scans the whole base directory for the next number each time,
+    which grows with every test of a worker (every test has one: isolated_env)."""
+    name = re.sub(r"\W", "_", request.node.name)[:30]
+    return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(autouse=True)
