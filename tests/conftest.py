@@ -60,7 +60,8 @@ def untraced() -> Iterator[None]:
     tracer, which makes pure-Python code several times slower and measures nothing of llmost
     there. Code of llmost must not run inside."""
     collector = _collector()
-    if collector is not None:  # paused and resumed: the tracer starts afresh at its depth
+    if collector is not None and sys.gettrace() is not None:
+        # paused and resumed (not when already paused): the tracer starts afresh at its depth
         collector.pause()
         try:
             yield
