@@ -41,7 +41,8 @@ ANSWER = (
 HIDE, SHOW = "\x1b[?25l", "\x1b[?25h"
 
 
-def spawn(server: fs.FakeServer, *args: str, env: dict[str, str] | None = None) -> Any:
+def terminal_env(server: fs.FakeServer, env: dict[str, str] | None) -> dict[str, str]:
+    """The variables of ``llmost`` on a COLS x ROWS colour terminal, with ``env`` on top."""
     full = dict(os.environ) | {
         "LLMOST_BASE_URL": server.base_url,
         "LLMOST_API_KEY": TEST_KEY,
@@ -50,11 +51,14 @@ def spawn(server: fs.FakeServer, *args: str, env: dict[str, str] | None = None) 
         "LINES": str(ROWS),
     }
     full.pop("NO_COLOR", None)
-    full |= env or {}
+    return full | (env or {})
+
+
+def spawn(server: fs.FakeServer, *args: str, env: dict[str, str] | None = None) -> Any:
     return pexpect.spawn(
         llmost_executable(),
         ["ask", *args],
-        env=full,
+        env=terminal_env(server, env),
         dimensions=(ROWS, COLS),
         encoding="utf-8",
         timeout=15,
@@ -65,15 +69,8 @@ def in_terminal(
     server: fs.FakeServer, *args: str, env: dict[str, str] | None = None
 ) -> tuple[int, str, str]:
     """``llmost ask ARGS`` in this process, stdout and stderr a terminal of COLS x ROWS."""
-    full = dict(os.environ) | {
-        "LLMOST_BASE_URL": server.base_url,
-        "LLMOST_API_KEY": TEST_KEY,
-        "TERM": "xterm-256color",
-        "COLUMNS": str(COLS),
-        "LINES": str(ROWS),
-    }
-    full |= env or {}
-    r = run_in_process(["ask", *args], b"", full, stdout_tty=True, stderr_tty=True)
+    environ = terminal_env(server, env)
+    r = run_in_process(["ask", *args], b"", environ, stdout_tty=True, stderr_tty=True)
     return r.rc, r.stdout, r.stderr
 
 
