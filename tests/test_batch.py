@@ -134,7 +134,9 @@ def test_rpm_spaces_the_requests(llmost: Runner, server: fs.FakeServer) -> None:
     r, out = run(llmost, prompts(5), "--rpm", "600", "--concurrency", "5")
     assert r.rc == 0 and len(out) == 5
     times = sorted(req.received_at for req in server.chat_requests())
-    assert times[-1] - times[0] >= 0.38, times  # 600 a minute: 0.1 s apart
+    # 600 a minute: sent 0.1 s apart (0.4 s from first to last); when they arrive adds its own
+    # delay on a loaded machine (one found 0.379 s). Unlimited they arrive within milliseconds.
+    assert times[-1] - times[0] >= 0.3, times
 
 
 def test_a_429_storm_pauses_the_whole_batch_then_every_line_succeeds(
