@@ -28,8 +28,6 @@ from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, llmost_executable, run_in_process, untraced, write_config
 from tests.terminal import ScrollbackScreen, screen_lines, xterm_resize
 
-pytestmark = pytest.mark.pty
-
 COLS, ROWS = 100, 40
 ANSWER = (
     "# Plan\n\nFirst a paragraph with **bold** and `code`.\n\n"
@@ -104,6 +102,7 @@ def children() -> Iterator[list[Any]]:
             child.terminate(force=True)
 
 
+@pytest.mark.pty
 def test_markdown_streams_to_the_same_screen_as_a_whole_render(
     server: fs.FakeServer, children: list[Any]
 ) -> None:
@@ -118,6 +117,7 @@ def test_markdown_streams_to_the_same_screen_as_a_whole_render(
     assert "\x1b[" in data  # styled: it was rendered, not printed raw
 
 
+@pytest.mark.pty
 def test_spinner_until_the_first_token_leaves_no_trace(
     server: fs.FakeServer, children: list[Any]
 ) -> None:
@@ -156,6 +156,7 @@ def test_markdown_off_or_no_color(server: fs.FakeServer, isolated_env: Any, how:
         assert data == ANSWER  # the raw text, byte for byte
 
 
+@pytest.mark.pty
 def test_ctrl_c_mid_render_leaves_a_clean_terminal_and_stores_the_partial(
     server: fs.FakeServer, children: list[Any]
 ) -> None:
@@ -179,6 +180,7 @@ def test_ctrl_c_mid_render_leaves_a_clean_terminal_and_stores_the_partial(
     assert ANSWER.startswith(reply.content[:40]) and len(reply.content) < len(ANSWER * 20)
 
 
+@pytest.mark.pty
 def test_resize_during_streaming(server: fs.FakeServer, children: list[Any]) -> None:
     text = ANSWER * 6
     server.add(fs.stream_text(fs.split_text(text, 4), delay=0.004))
@@ -251,6 +253,7 @@ def test_links_line_breaks_and_no_trailing_spaces(server: fs.FakeServer) -> None
     no_trailing_spaces(data)
 
 
+@pytest.mark.pty
 def test_spinner_on_stderr_when_stdout_is_piped(
     server: fs.FakeServer, children: list[Any], tmp_path: Any
 ) -> None:
@@ -277,6 +280,7 @@ def test_spinner_on_stderr_when_stdout_is_piped(
     assert not term.cursor.hidden
 
 
+@pytest.mark.pty
 def test_resize_during_a_tall_code_block_leaves_no_copies(
     server: fs.FakeServer, children: list[Any]
 ) -> None:
