@@ -62,11 +62,8 @@ def untraced() -> Iterator[None]:
     collector = _collector()
     if collector is not None and sys.gettrace() is not None:
         # paused and resumed (not when already paused): the tracer starts afresh at its depth
-        collector.pause()
-        try:
+        with _paused(collector):
             yield
-        finally:
-            collector.resume()
         return
     trace = sys.gettrace()
     sys.settrace(None)
@@ -187,6 +184,25 @@ def _collector() -> Any:
     return collector
 
 
+@contextmanager
+def _paused(collector: Any) -> Iterator[None]:
+    collector.pause()
+    try:
+        yield
+    finally:
+        collector.resume()
+
+
+@contextmanager
+def _traced(collector: Any) -> Iterator[None]:
+    """The other way round: a paused collector runs for the block."""
+    collector.resume()
+    try:
+        yield
+    finally:
+        collector.pause()
+
+
 def _stop_stray_coverage(config: pytest.Config) -> None:
     """In an xdist run, stop the collector pytest-cov has already started: in the controller
     (it runs no test, yet its tracer would slow the report it computes) and in each worker,
@@ -205,11 +221,8 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
     collector = item.stash[_COLLECTOR] = _collector()
     if collector is None:
         return (yield)
-    collector.pause()
-    try:
+    with _paused(collector):
         return (yield)
-    finally:
-        collector.resume()
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -217,11 +230,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     collector = item.stash.get(_COLLECTOR, None)
     if collector is None:
         return (yield)
-    collector.resume()
-    try:
+    with _traced(collector):
         return (yield)
-    finally:
-        collector.pause()
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -237,18 +247,14 @@ def _test_body(item: pytest.Item) -> Iterator[None]:
     # keeps the digest hypothesis derives its seed and database key from
     @functools.wraps(inner)
     def traced(*args: Any, **kwargs: Any) -> Any:
-        collector.resume()
-        try:
+        with _traced(collector):
             return inner(*args, **kwargs)
-        finally:
-            collector.pause()
 
     hypothesis.inner_test = traced
-    collector.pause()
     try:
-        return (yield)
+        with _paused(collector):
+            return (yield)
     finally:
-        collector.resume()
         hypothesis.inner_test = inner
 
 

@@ -55,16 +55,17 @@ def screen_lines(
     with untraced():
         pyte.Stream(term).feed(data)
     lines = ["".join(line[x].data for x in range(width)).rstrip() for line in term.history.top]
-    lines += [line.rstrip() for line in term.display]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines, term
+    return _trimmed([*lines, *(line.rstrip() for line in term.display)]), term
 
 
 def all_lines(term: ScrollbackScreen) -> list[str]:
     """Scrollback + screen text of a terminal that may have been resized on the way."""
     rows = [*term.history.top, *(term.buffer[y] for y in range(term.lines))]
-    lines = ["".join(row[x].data for x in sorted(row)).rstrip() for row in rows]
+    return _trimmed(["".join(row[x].data for x in sorted(row)).rstrip() for row in rows])
+
+
+def _trimmed(lines: list[str]) -> list[str]:
+    """``lines`` without the blank lines at the end."""
     while lines and not lines[-1]:
         lines.pop()
     return lines

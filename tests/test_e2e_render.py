@@ -26,7 +26,7 @@ from llmost_cli.store.store import Store
 from llmost_cli.ui.mdrender import print_markdown
 from tests import fakeserver as fs
 from tests.conftest import TEST_KEY, llmost_executable, run_in_process, untraced, write_config
-from tests.terminal import ScrollbackScreen, screen_lines, xterm_resize
+from tests.terminal import ScrollbackScreen, all_lines, screen_lines, xterm_resize
 
 COLS, ROWS = 100, 40
 ANSWER = (
@@ -301,8 +301,7 @@ def test_resize_during_a_tall_code_block_leaves_no_copies(
         stream.feed(before)
         xterm_resize(term, 12, 70)
         stream.feed(rest)
-    rows = [*term.history.top, *(term.buffer[y] for y in range(term.lines))]
-    text = ["".join(row[x].data for x in sorted(row)).strip() for row in rows]
+    text = [line.strip() for line in all_lines(term)]
     values = [line for line in text if line.startswith("value_")]
     assert values == code.splitlines()  # every line once, in order: nothing left behind
     assert "Done." in text and not term.cursor.hidden
